@@ -1,0 +1,36 @@
+#pragma once
+/// The api layer's application: routes each request to its handler, checks tokens and rate
+/// limits, speaks the JSON of API.md, and runs the agent WebSocket protocol over the engine.
+
+#include <chrono>
+#include <memory>
+#include <string_view>
+
+#include "pm_agent/api/application.hpp"
+#include "pm_agent/config/config.hpp"
+
+namespace pm_agent::metrics {
+class registry;
+}
+
+namespace pm_agent::api {
+
+class service final : public application {
+public:
+    service(const config::config& cfg, metrics::registry& registry, transport_state& state);
+    ~service() override;
+
+    void handle(http_request&& request, respond_fn done) override;
+    upgrade_result upgrade(const http_request& request, ws_connection& connection) override;
+    std::chrono::steady_clock::time_point tick(std::chrono::steady_clock::time_point now) override;
+    void begin_drain() override;
+
+    /// "memory" or "postgres", for logs and /api/v1/stats.
+    std::string_view store_name() const;
+
+private:
+    struct impl;
+    std::unique_ptr<impl> impl_;
+};
+
+}  // namespace pm_agent::api

@@ -1,0 +1,118 @@
+// pm-agent-server entry point: parses the command line, loads the configuration and wires the
+// worker's objects together. No logic lives here.
+
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <iostream>
+#include <spdlog/spdlog.h>
+
+#include "pm_agent/api/service.hpp"
+#include "pm_agent/config/load.hpp"
+#include "pm_agent/http/server.hpp"
+#include "pm_agent/log/logging.hpp"
+#include "pm_agent/metrics/registry.hpp"
+
+namespace {
+
+constexpr int k_exit_config_error = 2;
+
+pm_agent::http::server_options transport_options(const pm_agent::config::config& cfg) {
+    pm_agent::http::server_options options;
+    options.host = cfg.server.host;
+    options.port = cfg.server.port;
+    options.reuse_port = cfg.server.workers > 1;
+    options.max_connections = cfg.server.max_connections;
+    options.connection_timeout = cfg.server.connection_timeout;
+    options.read_timeout = cfg.server.read_timeout;
+    options.header_limit_bytes = cfg.server.header_limit_bytes;
+    options.body_limit_bytes = cfg.server.body_limit_bytes;
+    options.shutdown_timeout = cfg.server.shutdown_timeout;
+    options.ws_read_message_max = cfg.agents.read_message_max;
+    options.ws_outbound_queue_max = cfg.agents.outbound_queue_max;
+    options.ws_ping_interval = cfg.agents.heartbeat_interval;
+    options.ws_silence_timeout = cfg.agents.heartbeat_timeout;
+    options.ws_permessage_deflate = cfg.agents.permessage_deflate;
+    return options;
+}
+
+int serve(const pm_agent::config::config& cfg) {
+    if (auto violation = pm_agent::config::protected_mode_violation(cfg)) {
+        std::cerr << "pm-agent-server: refusing to start: " << *violation << "\n";
+        return k_exit_config_error;
+    }
+    pm_agent::log::init(cfg.log.level, cfg.log.format == pm_agent::config::log_format::json);
+    pm_agent::metrics::registry registry;
+    pm_agent::api::transport_state state;
+    pm_agent::api::service service(cfg, registry, state);
+    pm_agent::http::server server(transport_options(cfg), service, state, registry);
+    std::uint16_t port = 0;
+    try {
+        port = server.bind();
+    } catch (const std::exception& e) {
+        spdlog::critical("event=bind_failed host={} port={} error=\"{}\"", cfg.server.host,
+                         cfg.server.port, e.what());
+        pm_agent::log::shutdown();
+        return 1;
+    }
+    spdlog::info("event=listening host={} port={} store={} version={}", cfg.server.host, port,
+                 service.store_name(), PM_AGENT_VERSION);
+    server.run();
+    spdlog::info("event=stopped");
+    pm_agent::log::shutdown();
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app{"pm-agent-server: a work server for fleets of long-running agents"};
+    app.set_version_flag("--version", std::string("pm-agent-server ") + PM_AGENT_VERSION);
+    app.require_subcommand(0, 1);
+
+    std::string config_file;
+    app.add_option("--config", config_file, "JSON configuration file")->check(CLI::ExistingFile);
+    // Flags are kept as raw text and validated by the config loader, so that a bad flag value
+    // gets the same error (naming its key) as a bad file or environment value.
+    std::map<std::string, std::string> flag_values;
+    for (const auto& key : pm_agent::config::schema_keys()) {
+        if (key.flag.empty()) {
+            continue;
+        }
+        auto* option = app.add_option_function<std::string>(
+            std::string(key.flag),
+            [&flag_values, dotted = std::string(key.key)](const std::string& value) {
+                flag_values[dotted] = value;
+            },
+            "overrides " + std::string(key.key));
+        option->type_name("VALUE");
+    }
+    auto* serve_cmd = app.add_subcommand("serve", "run the server (default)");
+    auto* check_cmd = app.add_subcommand("check-config",
+                                         "print the effective configuration (secrets masked)");
+    serve_cmd->fallthrough();
+    check_cmd->fallthrough();
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        return app.exit(e);
+    }
+
+    pm_agent::config::sources from;
+    if (!config_file.empty()) {
+        from.file_path = config_file;
+    }
+    from.flags = flag_values;
+    from.getenv = pm_agent::config::process_environment();
+    auto loaded = pm_agent::config::load_config(from);
+    if (!loaded.ok()) {
+        std::cerr << "pm-agent-server: configuration error: " << loaded.error->message << "\n";
+        return k_exit_config_error;
+    }
+    if (check_cmd->parsed()) {
+        std::cout << pm_agent::config::render_masked(*loaded.value) << "\n";
+        return 0;
+    }
+    return serve(*loaded.value);
+}
