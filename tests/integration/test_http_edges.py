@@ -1,0 +1,171 @@
+"""HTTP edges of the real binary: limits, deadlines, keep-alive, connection cap, error shape."""
+import json
+import socket
+import time
+import unittest
+
+from harness import Server, parse_raw_response, read_all, request_on
+
+
+def assert_error_shape(test, body, code):
+    test.assertIsInstance(body, dict, body)
+    test.assertEqual(set(body.keys()), {"error"})
+    test.assertEqual(body["error"]["code"], code)
+    test.assertIsInstance(body["error"]["message"], str)
+    test.assertTrue(body["error"]["message"])
+
+
+class HttpEdges(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.server = Server(config={
+            "server": {"read_timeout_s": 1, "connection_timeout_s": 2,
+                       "header_limit_bytes": 2048, "body_limit_bytes": 4096,
+                       "max_connections": 8}})
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.stop()
+
+    def test_health_and_ready(self):
+        status, _, body = self.server.request("GET", "/health")
+        self.assertEqual((status, body), (200, {"status": "ok"}))
+        status, _, body = self.server.request("GET", "/ready")
+        self.assertEqual((status, body), (200, {"status": "ready"}))
+
+    def test_unknown_path_is_404_json(self):
+        status, _, body = self.server.request("GET", "/no/such/thing")
+        self.assertEqual(status, 404)
+        assert_error_shape(self, body, "not_found")
+
+    def test_wrong_method_is_405_with_allow(self):
+        status, headers, body = self.server.request("DELETE", "/health")
+        self.assertEqual(status, 405)
+        self.assertEqual(headers["allow"], "GET, HEAD")
+        assert_error_shape(self, body, "method_not_allowed")
+
+    def test_head_has_no_body(self):
+        data = self.server.raw(b"HEAD /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        status, headers, body = parse_raw_response(data)
+        self.assertEqual(status, 200)
+        self.assertEqual(headers["content-length"], "15")
+        self.assertEqual(body, b"")
+
+    def test_oversized_header_is_431(self):
+        big = "x" * 4000
+        data = self.server.raw(
+            f"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: {big}\r\n\r\n".encode())
+        status, _, body = parse_raw_response(data)
+        self.assertEqual(status, 431)
+        assert_error_shape(self, json.loads(body), "header_too_large")
+
+    def test_oversized_body_is_413_without_reading_it(self):
+        s = socket.create_connection(("127.0.0.1", self.server.port), timeout=5)
+        # Announce 10 MB, send only the header: the answer must come without the body.
+        s.sendall(b"POST /api/v1/tasks HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: 10000000\r\n\r\n")
+        data = read_all(s)
+        s.close()
+        status, headers, body = parse_raw_response(data)
+        self.assertEqual(status, 413)
+        assert_error_shape(self, json.loads(body), "payload_too_large")
+        self.assertEqual(headers.get("connection"), "close")
+
+    def test_chunked_body_over_limit_is_413(self):
+        s = socket.create_connection(("127.0.0.1", self.server.port), timeout=5)
+        s.sendall(b"POST /api/v1/tasks HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+        chunk = b"a" * 3000
+        for _ in range(3):
+            try:
+                s.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            except OSError:
+                break
+        data = read_all(s)
+        s.close()
+        status, _, body = parse_raw_response(data)
+        self.assertEqual(status, 413)
+
+    def test_malformed_request_is_400(self):
+        data = self.server.raw(b"THIS IS NOT HTTP\r\n\r\n")
+        status, _, body = parse_raw_response(data)
+        self.assertEqual(status, 400)
+        assert_error_shape(self, json.loads(body), "bad_request")
+
+    def test_keep_alive_serves_many_requests_on_one_connection(self):
+        c = self.server.conn()
+        for _ in range(20):
+            status, _, body = request_on(c, "GET", "/health")
+            self.assertEqual(status, 200)
+        c.close()
+
+    def test_pipelined_requests_are_answered_in_order(self):
+        data = self.server.raw(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
+                               b"GET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        self.assertEqual(data.count(b"HTTP/1.1 "), 2)
+        first = data.index(b"200 OK")
+        second = data.index(b"404 Not Found")
+        self.assertLess(first, second)
+
+    def test_slowloris_is_cut_at_read_deadline_while_others_are_served(self):
+        slow = socket.create_connection(("127.0.0.1", self.server.port), timeout=10)
+        started = time.monotonic()
+        slow.sendall(b"GET /health HTTP/1.1\r\n")
+        closed_at = None
+        # Trickle one header byte every 200 ms; the 1 s read deadline must end it.
+        for i in range(40):
+            try:
+                slow.sendall(b"X")
+            except OSError:
+                closed_at = time.monotonic()
+                break
+            # Meanwhile another client is served promptly.
+            if i == 2:
+                t0 = time.monotonic()
+                status, _, _ = self.server.request("GET", "/health")
+                self.assertEqual(status, 200)
+                self.assertLess(time.monotonic() - t0, 0.5)
+            slow.settimeout(0.2)
+            try:
+                data = slow.recv(4096)
+                if data == b"" or data.startswith(b"HTTP/1.1 408"):
+                    closed_at = time.monotonic()
+                    break
+            except socket.timeout:
+                pass
+        slow.close()
+        self.assertIsNotNone(closed_at, "slow client was never cut off")
+        self.assertLess(closed_at - started, 2.5)
+        self.assertGreater(closed_at - started, 0.8)
+
+    def test_idle_keep_alive_connection_closed_after_connection_timeout(self):
+        s = socket.create_connection(("127.0.0.1", self.server.port), timeout=6)
+        started = time.monotonic()
+        data = s.recv(10)
+        self.assertEqual(data, b"")
+        elapsed = time.monotonic() - started
+        self.assertGreater(elapsed, 1.5)
+        self.assertLess(elapsed, 4)
+        s.close()
+
+    def test_connections_past_max_connections_get_503(self):
+        held = [socket.create_connection(("127.0.0.1", self.server.port)) for _ in range(8)]
+        try:
+            time.sleep(0.2)
+            status, headers, body = self.server.request("GET", "/health")
+            self.assertEqual(status, 503)
+            assert_error_shape(self, body, "unavailable")
+            self.assertIn("retry-after", headers)
+        finally:
+            for s in held:
+                s.close()
+        time.sleep(0.2)
+        status, _, _ = self.server.request("GET", "/health")
+        self.assertEqual(status, 200)
+
+    def test_request_id_is_echoed(self):
+        _, headers, _ = self.server.request("GET", "/health", headers={"X-Request-ID": "abc-1"})
+        self.assertEqual(headers.get("x-request-id"), "abc-1")
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
