@@ -8,7 +8,7 @@ packages=(
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libpq-dev libhiredis-dev libspdlog-dev libfmt-dev libcli11-dev libgtest-dev libssl-dev
   python3 python3-websockets curl
-  prometheus wrk nginx-light
+  prometheus wrk nginx postgresql redis-server
 )
 
 missing=()

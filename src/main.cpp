@@ -71,7 +71,7 @@ int main(int argc, char** argv) {
     app.require_subcommand(0, 1);
 
     std::string config_file;
-    app.add_option("--config", config_file, "JSON configuration file")->check(CLI::ExistingFile);
+    app.add_option("--config", config_file, "JSON configuration file");
     // Flags are kept as raw text and validated by the config loader, so that a bad flag value
     // gets the same error (naming its key) as a bad file or environment value.
     std::map<std::string, std::string> flag_values;
@@ -111,7 +111,7 @@ int main(int argc, char** argv) {
         return k_exit_config_error;
     }
     if (check_cmd->parsed()) {
-        std::cout << pm_agent::config::render_masked(*loaded.value) << "\n";
+        std::cout << pm_agent::config::render_masked(*loaded.value);
         return 0;
     }
     return serve(*loaded.value);

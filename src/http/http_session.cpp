@@ -39,62 +39,79 @@ api::http_method parse_method(bhttp::verb verb) {
     }
 }
 
-std::string header_or_empty(const bhttp::request<bhttp::string_body>& req, std::string_view name) {
-    auto it = req.find(name);
-    return it == req.end() ? std::string() : std::string(it->value());
-}
-
-/// Beast request -> plain api request (the body is moved, not copied).
+/// Beast request -> plain api request in one pass over the header fields (the body is moved,
+/// not copied).
 api::http_request to_api_request(bhttp::request<bhttp::string_body>& req, const std::string& peer) {
     api::http_request out;
     out.method = parse_method(req.method());
-    out.method_text = std::string(req.method_string());
     std::string_view target = req.target();
     auto question = target.find('?');
     out.path = std::string(target.substr(0, question));
     if (question != std::string_view::npos) {
         out.query = std::string(target.substr(question + 1));
     }
-    out.authorization = header_or_empty(req, "Authorization");
-    out.idempotency_key = header_or_empty(req, "Idempotency-Key");
-    out.forwarded_for = header_or_empty(req, "X-Forwarded-For");
-    out.real_ip = header_or_empty(req, "X-Real-IP");
-    out.request_id = header_or_empty(req, "X-Request-ID");
-    out.content_type = header_or_empty(req, bhttp::to_string(bhttp::field::content_type));
+    for (const auto& field : req) {
+        switch (field.name()) {
+            case bhttp::field::authorization:
+                out.authorization = std::string(field.value());
+                break;
+            case bhttp::field::content_type:
+                out.content_type = std::string(field.value());
+                break;
+            case bhttp::field::unknown: {
+                const auto name = field.name_string();
+                if (beast::iequals(name, "X-Forwarded-For")) {
+                    out.forwarded_for = std::string(field.value());
+                } else if (beast::iequals(name, "Idempotency-Key")) {
+                    out.idempotency_key = std::string(field.value());
+                } else if (beast::iequals(name, "X-Request-ID")) {
+                    out.request_id = std::string(field.value());
+                } else if (beast::iequals(name, "X-Real-IP")) {
+                    out.real_ip = std::string(field.value());
+                }
+                break;
+            }
+            default:
+                break;
+        }
+    }
     out.websocket_upgrade = websocket::is_upgrade(req);
     out.peer_address = peer;
     out.body = std::move(req.body());
     return out;
 }
 
-/// The application's answer, awaited: most routes answer inline; a long poll answers later and
-/// wakes the session through a timer cancelled by the callback.
+/// The application's answer, awaited. Most routes answer inline; a long poll answers later and
+/// wakes the session through `waiter`. Lives in the session's frame, which outlives every
+/// callback: the service answers its waiters before the transport is torn down.
 struct pending_answer {
     std::optional<api::http_response> response;
     asio::steady_timer* waiter = nullptr;
 };
 
 asio::awaitable<api::http_response> ask_application(transport_context& ctx,
-                                                    api::http_request request) {
-    auto pending = std::make_shared<pending_answer>();
-    ctx.app.handle(std::move(request), [pending](api::http_response&& response) {
-        pending->response = std::move(response);
-        if (pending->waiter != nullptr) {
-            pending->waiter->cancel();
+                                                    api::http_request request,
+                                                    pending_answer& pending) {
+    pending.response.reset();
+    // Captures one pointer: fits std::function's small buffer, so no allocation per request.
+    ctx.app.handle(std::move(request), [p = &pending](api::http_response&& response) {
+        p->response = std::move(response);
+        if (p->waiter != nullptr) {
+            p->waiter->cancel();
         }
     });
-    if (!pending->response) {
+    if (!pending.response) {
         asio::steady_timer waiter(co_await asio::this_coro::executor, clock::time_point::max());
-        pending->waiter = &waiter;
+        pending.waiter = &waiter;
         struct reset_waiter {
             pending_answer& p;
             ~reset_waiter() { p.waiter = nullptr; }
-        } guard{*pending};
-        while (!pending->response) {
+        } guard{pending};
+        while (!pending.response) {
             co_await waiter.async_wait(k_tuple);
         }
     }
-    co_return std::move(*pending->response);
+    co_return std::move(*pending.response);
 }
 
 /// Parse failures the client caused, mapped to the status API.md gives them; nullopt when
@@ -105,9 +122,6 @@ std::optional<unsigned> status_for_parse_error(const beast::error_code& ec) {
     }
     if (ec == bhttp::error::body_limit) {
         return 413;
-    }
-    if (ec == beast::error::timeout) {
-        return 408;
     }
     if (ec == bhttp::error::end_of_stream || ec == bhttp::error::partial_message) {
         return std::nullopt;
@@ -131,9 +145,9 @@ std::string_view parse_error_message(unsigned status) {
     }
 }
 
-std::string peer_address_of(beast::tcp_stream& stream) {
+std::string peer_address_of(tcp::socket& socket) {
     beast::error_code ec;
-    auto endpoint = stream.socket().remote_endpoint(ec);
+    auto endpoint = socket.remote_endpoint(ec);
     if (ec) {
         return {};
     }
@@ -144,35 +158,56 @@ std::string peer_address_of(beast::tcp_stream& stream) {
     return address.to_string();
 }
 
-/// Registered with the drain: an idle session is woken (its read cancelled) and exits; a busy
-/// one finishes the request in hand and then closes.
+/// The session as the server's sweep and drain see it. Deadlines are enforced by the sweep (a
+/// few times a second) instead of arming a timer per read and write: that keeps timer syscalls
+/// off the request path.
 class http_session_handle final : public drainable {
 public:
-    http_session_handle(transport_context& ctx, beast::tcp_stream& stream)
-        : ctx_(ctx), stream_(stream) {
+    http_session_handle(transport_context& ctx, tcp::socket& socket) : ctx_(ctx), socket_(socket) {
         ctx_.sessions.insert(this);
     }
     ~http_session_handle() override { ctx_.sessions.erase(this); }
+
     void drain() override {
         draining_ = true;
         if (idle_) {
-            stream_.socket().cancel();
+            socket_.cancel();
         }
     }
-    void set_idle(bool idle) { idle_ = idle; }
+    void sweep(clock::time_point now) override {
+        if (now >= deadline_ && !expired_) {
+            expired_ = true;
+            socket_.cancel();
+        }
+    }
+
+    /// Idle: waiting for the next request under the keep-alive deadline.
+    void set_idle(std::chrono::seconds timeout) {
+        idle_ = true;
+        deadline_ = clock::now() + timeout;
+    }
+    /// Busy: reading or answering a request under the read deadline. A long poll waiting for
+    /// the application is not limited (its own wait_s bounds it).
+    void set_busy(std::chrono::seconds timeout) {
+        idle_ = false;
+        deadline_ = clock::now() + timeout;
+    }
+    void set_waiting() { deadline_ = clock::time_point::max(); }
+    bool expired() const { return expired_; }
     bool draining() const { return draining_ || ctx_.state.draining; }
 
 private:
     transport_context& ctx_;
-    beast::tcp_stream& stream_;
+    tcp::socket& socket_;
+    clock::time_point deadline_ = clock::time_point::max();
     bool idle_ = true;
     bool draining_ = false;
+    bool expired_ = false;
 };
 
 }  // namespace
 
-asio::awaitable<beast::error_code> write_response(transport_context& ctx,
-                                                  beast::tcp_stream& stream,
+asio::awaitable<beast::error_code> write_response(transport_context& ctx, tcp::socket& socket,
                                                   api::http_response& response,
                                                   unsigned http_version, bool keep_alive,
                                                   bool head_only, const std::string& request_id) {
@@ -191,27 +226,36 @@ asio::awaitable<beast::error_code> write_response(transport_context& ctx,
         res.body() = std::move(response.body);
     }
     res.content_length(body_size);
-    stream.expires_after(ctx.options.read_timeout);
-    beast::error_code ec;
     if (head_only) {
         bhttp::response_serializer<bhttp::string_body> serializer{res};
-        auto [write_ec, n] = co_await bhttp::async_write_header(stream, serializer, k_tuple);
-        ec = write_ec;
-    } else {
-        auto [write_ec, n] = co_await bhttp::async_write(stream, res, k_tuple);
-        ec = write_ec;
+        auto [ec, n] = co_await bhttp::async_write_header(socket, serializer, k_tuple);
+        co_return ec;
     }
+    auto [ec, n] = co_await bhttp::async_write(socket, res, k_tuple);
     co_return ec;
+}
+
+request_series& transport_context::series_for(std::string_view route, api::http_method method,
+                                              unsigned status) {
+    const request_series_key key{route.data(), method, status};
+    auto it = series.find(key);
+    if (it == series.end()) {
+        const auto code = std::to_string(status);
+        const auto method_label = api::to_string(method);
+        request_series entry{&metrics.request_duration.with({route, method_label, code}),
+                             &metrics.requests.with({route, method_label, code})};
+        it = series.emplace(key, entry).first;
+    }
+    return it->second;
 }
 
 asio::awaitable<void> run_http_session(transport_context& ctx, tcp::socket socket,
                                        bool over_limit) {
     const auto started = clock::now();
-    beast::tcp_stream stream(std::move(socket));
-    const std::string peer = peer_address_of(stream);
+    const std::string peer = peer_address_of(socket);
     ++ctx.state.http_connections;
     ctx.metrics.http_active.inc();
-    http_session_handle handle(ctx, stream);
+    http_session_handle handle(ctx, socket);
     struct on_exit {
         transport_context& ctx;
         clock::time_point started;
@@ -223,33 +267,33 @@ asio::awaitable<void> run_http_session(transport_context& ctx, tcp::socket socke
         }
     } exit_guard{ctx, started};
 
+    pending_answer pending;
     beast::flat_buffer buffer;
     for (;;) {
         // Idle: wait for the first byte of the next request under the keep-alive deadline.
         if (buffer.size() == 0) {
-            handle.set_idle(true);
+            handle.set_idle(ctx.options.connection_timeout);
             if (handle.draining()) {
                 break;
             }
-            stream.expires_after(ctx.options.connection_timeout);
-            auto [ec, n] = co_await stream.async_read_some(buffer.prepare(k_first_read_bytes),
+            auto [ec, n] = co_await socket.async_read_some(buffer.prepare(k_first_read_bytes),
                                                            k_tuple);
             if (ec) {
                 break;  // closed by the peer, idle timeout or drain: nothing to answer
             }
             buffer.commit(n);
         }
-        handle.set_idle(false);
 
         // Busy: the whole request (header + body) must arrive within read_timeout.
+        handle.set_busy(ctx.options.read_timeout);
         bhttp::request_parser<bhttp::string_body> parser;
         parser.header_limit(static_cast<std::uint32_t>(ctx.options.header_limit_bytes));
         parser.body_limit(ctx.options.body_limit_bytes);
-        stream.expires_after(ctx.options.read_timeout);
-        auto [read_ec, read_n] = co_await bhttp::async_read(stream, buffer, parser, k_tuple);
+        auto [read_ec, read_n] = co_await bhttp::async_read(socket, buffer, parser, k_tuple);
         const auto request_started = clock::now();
         if (read_ec) {
-            auto status = status_for_parse_error(read_ec);
+            auto status = handle.expired() ? std::optional<unsigned>(408)
+                                           : status_for_parse_error(read_ec);
             if (!status) {
                 if (read_ec != bhttp::error::end_of_stream) {
                     ctx.metrics.connection_errors.inc();
@@ -260,10 +304,9 @@ asio::awaitable<void> run_http_session(transport_context& ctx, tcp::socket socke
             auto refusal = api::error_response(*status, api::error_code_for_status(*status),
                                                parse_error_message(*status));
             refusal.close = true;
-            const std::string_view route = "unmatched";
-            stream.expires_after(k_refusal_write_timeout);
-            co_await write_response(ctx, stream, refusal, 11, false, false, {});
-            ctx.metrics.requests.with({std::string(route), "other", std::to_string(*status)}).inc();
+            handle.set_busy(k_refusal_write_timeout);
+            co_await write_response(ctx, socket, refusal, 11, false, false, {});
+            ctx.series_for(refusal.route, api::http_method::other, *status).count->inc();
             break;
         }
 
@@ -272,11 +315,12 @@ asio::awaitable<void> run_http_session(transport_context& ctx, tcp::socket socke
         const bool keep_alive = req.keep_alive();
         auto request = to_api_request(req, peer);
         if (request.websocket_upgrade) {
-            co_await run_ws_session(ctx, std::move(stream), parser.release(), std::move(request),
+            co_await run_ws_session(ctx, std::move(socket), parser.release(), std::move(request),
                                     over_limit);
             co_return;
         }
 
+        const auto method = request.method;
         const std::string request_id = request.request_id;
         api::http_response response;
         if (over_limit) {
@@ -285,28 +329,29 @@ asio::awaitable<void> run_http_session(transport_context& ctx, tcp::socket socke
             response.headers.emplace_back("Retry-After", "1");
             response.close = true;
         } else {
-            response = co_await ask_application(ctx, std::move(request));
+            handle.set_waiting();
+            response = co_await ask_application(ctx, std::move(request), pending);
         }
-        const bool head_only = req.method() == bhttp::verb::head;
-        const auto method = std::string(api::to_string(parse_method(req.method())));
-        const auto status = std::to_string(response.status);
-        const auto route = std::string(response.route);
+        const auto status = response.status;
+        const auto route = response.route;
         const bool keep = keep_alive && !response.close && !handle.draining();
-        auto write_ec = co_await write_response(ctx, stream, response, version, keep, head_only,
-                                                request_id);
-        const double seconds = std::chrono::duration<double>(clock::now() - request_started).count();
-        ctx.metrics.request_duration.with({route, method, status}).observe(seconds);
-        ctx.metrics.requests.with({route, method, status}).inc();
+        handle.set_busy(ctx.options.read_timeout);
+        auto write_ec = co_await write_response(ctx, socket, response, version, keep,
+                                                method == api::http_method::head, request_id);
+        auto& series = ctx.series_for(route, method, status);
+        series.duration->observe(
+            std::chrono::duration<double>(clock::now() - request_started).count());
+        series.count->inc();
         if (write_ec) {
             ctx.metrics.connection_errors.inc();
             break;
         }
-        if (!keep) {
+        if (!keep || handle.expired()) {
             break;
         }
     }
     beast::error_code ignored;
-    stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    socket.shutdown(tcp::socket::shutdown_send, ignored);
 }
 
 }  // namespace pm_agent::http

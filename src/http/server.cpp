@@ -23,6 +23,8 @@ constexpr auto k_drain_poll = std::chrono::milliseconds(20);
 /// The application's timer is re-armed at least this often, so a deadline added while the timer
 /// waits (a new long poll, a task delayed by 1 s) is late by at most this much.
 constexpr auto k_max_tick_interval = std::chrono::milliseconds(100);
+/// Resolution of HTTP read and keep-alive deadlines.
+constexpr auto k_deadline_sweep = std::chrono::milliseconds(100);
 
 /// Connection lifetimes: from a one-request client to an agent that stays for a day.
 const std::vector<double> k_connection_buckets{0.01, 0.1, 1, 10, 60, 300, 1800, 3600, 21600, 86400};
@@ -99,7 +101,8 @@ struct server::impl {
           acceptor(ioc),
           signals(ioc, SIGTERM, SIGINT),
           app_timer(ioc),
-          sweep_timer(ioc) {}
+          sweep_timer(ioc),
+          deadline_timer(ioc) {}
 
     server_options options;
     asio::io_context ioc;
@@ -108,6 +111,7 @@ struct server::impl {
     asio::signal_set signals;
     asio::steady_timer app_timer;
     asio::steady_timer sweep_timer;
+    asio::steady_timer deadline_timer;
 
     asio::awaitable<void> accept_loop() {
         while (acceptor.is_open()) {
@@ -158,6 +162,23 @@ struct server::impl {
         }
     }
 
+    /// Enforces HTTP read and keep-alive deadlines (see http_session_handle).
+    asio::awaitable<void> deadline_loop() {
+        for (;;) {
+            deadline_timer.expires_after(k_deadline_sweep);
+            auto [ec] = co_await deadline_timer.async_wait(k_tuple);
+            if (ec || (ctx.state.draining && ctx.sessions.empty())) {
+                break;
+            }
+            const auto now = clock::now();
+            for (auto* s : std::vector<drainable*>(ctx.sessions.begin(), ctx.sessions.end())) {
+                if (ctx.sessions.contains(s)) {
+                    s->sweep(now);
+                }
+            }
+        }
+    }
+
     asio::awaitable<void> wait_for_signal() {
         auto [ec, signal] = co_await signals.async_wait(k_tuple);
         if (ec) {
@@ -192,6 +213,7 @@ struct server::impl {
         } else {
             spdlog::info("event=drain_complete");
         }
+        deadline_timer.cancel();
         ioc.stop();
     }
 };
@@ -229,6 +251,7 @@ void server::run() {
     asio::co_spawn(self.ioc, self.accept_loop(), on_error("accept"));
     asio::co_spawn(self.ioc, self.app_timer_loop(), on_error("app timer"));
     asio::co_spawn(self.ioc, self.sweep_loop(), on_error("ws sweep"));
+    asio::co_spawn(self.ioc, self.deadline_loop(), on_error("http deadlines"));
     asio::co_spawn(self.ioc, self.wait_for_signal(), on_error("signals"));
     self.ioc.run();
 }

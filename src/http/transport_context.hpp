@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <functional>
+#include <unordered_map>
 #include <unordered_set>
 
 #include "pm_agent/api/application.hpp"
@@ -43,8 +44,30 @@ public:
     virtual ~drainable() = default;
     /// Draining: finish what is in hand, then close (WebSocket: close code 1001).
     virtual void drain() = 0;
-    /// Periodic liveness pass (WebSocket: ping, or close a silent peer with 4000).
+    /// Periodic pass: HTTP enforces its read/idle deadline; WebSocket pings, or closes a silent
+    /// peer with 4000.
     virtual void sweep(std::chrono::steady_clock::time_point now) {}
+};
+
+/// Counters and histogram children of one (route, method, status), looked up once and cached:
+/// the per-request cost is one hash probe.
+struct request_series {
+    metrics::histogram* duration;
+    metrics::counter* count;
+};
+
+struct request_series_key {
+    const char* route;  ///< the route template literal's address (templates are static)
+    api::http_method method;
+    unsigned status;
+    bool operator==(const request_series_key&) const = default;
+};
+
+struct request_series_key_hash {
+    std::size_t operator()(const request_series_key& k) const noexcept {
+        return std::hash<const void*>{}(k.route) ^ (static_cast<std::size_t>(k.method) << 20) ^
+               (static_cast<std::size_t>(k.status) << 4);
+    }
 };
 
 /// Shared by the listener and all sessions of one worker; lives as long as the io_context.
@@ -57,7 +80,12 @@ struct transport_context {
     std::unordered_set<drainable*> sessions;    ///< every live HTTP session
     std::unordered_set<drainable*> websockets;  ///< every live WebSocket connection
 
+    std::unordered_map<request_series_key, request_series, request_series_key_hash> series;
+
     std::int64_t open_connections() const { return state.http_connections + state.ws_connections; }
+
+    /// The metrics children for one answered request (created on first use).
+    request_series& series_for(std::string_view route, api::http_method method, unsigned status);
 };
 
 /// Logs an exception that escaped a coroutine instead of losing it (never asio::detached).
@@ -70,13 +98,13 @@ asio::awaitable<void> run_http_session(transport_context& ctx, tcp::socket socke
 
 /// Runs one WebSocket upgrade: asks the application (refusal answered over HTTP), accepts, then
 /// serves the connection until it closes. `over_limit`: accept and close at once with 1013.
-asio::awaitable<void> run_ws_session(transport_context& ctx, beast::tcp_stream stream,
+asio::awaitable<void> run_ws_session(transport_context& ctx, tcp::socket socket,
                                      bhttp::request<bhttp::string_body> request,
                                      api::http_request plain, bool over_limit);
 
 /// Writes an api response on a plain HTTP stream (also used to refuse an upgrade).
 asio::awaitable<beast::error_code> write_response(transport_context& ctx,
-                                                  beast::tcp_stream& stream,
+                                                  tcp::socket& socket,
                                                   api::http_response& response,
                                                   unsigned http_version, bool keep_alive,
                                                   bool head_only,

@@ -22,10 +22,10 @@ class ws_connection_impl final : public api::ws_connection,
                                  public drainable,
                                  public std::enable_shared_from_this<ws_connection_impl> {
 public:
-    ws_connection_impl(transport_context& ctx, beast::tcp_stream&& stream)
-        : ctx_(ctx), ws_(std::move(stream)), last_rx_(clock::now()) {}
+    ws_connection_impl(transport_context& ctx, tcp::socket&& socket)
+        : ctx_(ctx), ws_(std::move(socket)), last_rx_(clock::now()) {}
 
-    websocket::stream<beast::tcp_stream>& stream() { return ws_; }
+    websocket::stream<tcp::socket>& stream() { return ws_; }
 
     bool send(std::string text) override {
         if (closed_ || close_request_) {
@@ -69,7 +69,7 @@ public:
     /// Tears the TCP connection down at once; the pending read and write complete with errors.
     void abort() {
         beast::error_code ignored;
-        beast::get_lowest_layer(ws_).socket().close(ignored);
+        ws_.next_layer().close(ignored);
         closed_ = true;
     }
 
@@ -128,7 +128,7 @@ private:
     }
 
     transport_context& ctx_;
-    websocket::stream<beast::tcp_stream> ws_;
+    websocket::stream<tcp::socket> ws_;
     std::vector<std::string> outbox_;
     std::size_t outbox_head_ = 0;
     std::optional<websocket::close_reason> close_request_;
@@ -138,8 +138,7 @@ private:
     bool closed_ = false;
 };
 
-void configure(websocket::stream<beast::tcp_stream>& ws, const server_options& options) {
-    beast::get_lowest_layer(ws).expires_never();
+void configure(websocket::stream<tcp::socket>& ws, const server_options& options) {
     websocket::stream_base::timeout timeouts{};
     timeouts.handshake_timeout = k_handshake_timeout;
     timeouts.idle_timeout = websocket::stream_base::none();  // our own sweep pings and times out
@@ -157,10 +156,10 @@ void configure(websocket::stream<beast::tcp_stream>& ws, const server_options& o
 
 }  // namespace
 
-asio::awaitable<void> run_ws_session(transport_context& ctx, beast::tcp_stream stream,
+asio::awaitable<void> run_ws_session(transport_context& ctx, tcp::socket socket,
                                      bhttp::request<bhttp::string_body> request,
                                      api::http_request plain, bool over_limit) {
-    auto conn = std::make_shared<ws_connection_impl>(ctx, std::move(stream));
+    auto conn = std::make_shared<ws_connection_impl>(ctx, std::move(socket));
     auto& ws = conn->stream();
     std::unique_ptr<api::ws_session> session;
     if (!over_limit) {
@@ -171,7 +170,7 @@ asio::awaitable<void> run_ws_session(transport_context& ctx, beast::tcp_stream s
             co_await write_response(ctx, ws.next_layer(), refusal, request.version(), false, false,
                                     plain.request_id);
             beast::error_code ignored;
-            ws.next_layer().socket().shutdown(tcp::socket::shutdown_send, ignored);
+            ws.next_layer().shutdown(tcp::socket::shutdown_send, ignored);
             co_return;
         }
         session = std::move(decision.session);
