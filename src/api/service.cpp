@@ -3,30 +3,15 @@
 
 #include "pm_agent/api/service.hpp"
 
-#include "pm_agent/api/auth.hpp"
-#include "pm_agent/api/errors.hpp"
-#include "pm_agent/api/router.hpp"
+#include "api/service_state.hpp"
 #include "pm_agent/config/load.hpp"
 #include "pm_agent/log/logging.hpp"
 #include "pm_agent/metrics/registry.hpp"
 
 namespace pm_agent::api {
 
-struct service::impl {
-    impl(const config::config& c, metrics::registry& r, transport_state& s)
-        : cfg(c),
-          registry(r),
-          state(s),
-          auth(c.auth, config::is_loopback_host(c.server.host)) {
-        registry.gauge("pm_agent_log_lines_dropped", "Log lines dropped because the queue was full.")
-            .get()
-            .bind([] { return static_cast<double>(log::dropped_lines()); });
-    }
-
-    const config::config& cfg;
-    metrics::registry& registry;
-    transport_state& state;
-    authenticator auth;
+struct service::impl : service_state {
+    using service_state::service_state;
 
     http_response health() const {
         http_response response;
@@ -36,7 +21,7 @@ struct service::impl {
 
     http_response ready() const {
         http_response response;
-        if (state.draining) {
+        if (transport.draining) {
             response.status = 503;
             response.body = R"({"status":"draining","reason":"the worker is shutting down"})";
         } else {
@@ -45,37 +30,26 @@ struct service::impl {
         return response;
     }
 
-    http_response metrics_page(const http_request& request) const {
+    http_response metrics_page(const http_request& request) {
         if (!cfg.server.metrics_public) {
-            if (auto refused = check_token(request, token_kind::admin)) {
+            if (auto refused = require(request, token_kind::admin)) {
                 return std::move(*refused);
             }
         }
+        sync_metrics();
         http_response response;
         response.content_type = "text/plain; version=0.0.4; charset=utf-8";
         registry.render(response.body);
         return response;
     }
-
-    /// nullopt when the caller may proceed; else the 401/403 to send.
-    std::optional<http_response> check_token(const http_request& request, token_kind kind) const {
-        switch (auth.check(bearer_token(request.authorization), kind)) {
-            case auth_outcome::allowed:
-                return std::nullopt;
-            case auth_outcome::unauthorized: {
-                auto response = error_response(401, "unauthorized", "missing or unknown bearer token");
-                response.headers.emplace_back("WWW-Authenticate", "Bearer");
-                return response;
-            }
-            case auth_outcome::forbidden:
-                return error_response(403, "forbidden", "this token may not use this endpoint");
-        }
-        return error_response(500, "internal", "internal error");
-    }
 };
 
 service::service(const config::config& cfg, metrics::registry& registry, transport_state& state)
-    : impl_(std::make_unique<impl>(cfg, registry, state)) {}
+    : impl_(std::make_unique<impl>(cfg, registry, state)) {
+    registry.gauge("pm_agent_log_lines_dropped", "Log lines dropped because the queue was full.")
+        .get()
+        .bind([] { return static_cast<double>(log::dropped_lines()); });
+}
 
 service::~service() = default;
 
@@ -94,36 +68,83 @@ void service::handle(http_request&& request, respond_fn done) {
         return;
     }
     const auto& match = *lookup.match;
-    http_response response;
+    auto tagged = [route = match.route_template, done = std::move(done)](http_response&& r) {
+        r.route = route;
+        done(std::move(r));
+    };
     switch (match.id) {
         case route_id::health:
-            response = impl_->health();
-            break;
+            tagged(impl_->health());
+            return;
         case route_id::ready:
-            response = impl_->ready();
-            break;
+            tagged(impl_->ready());
+            return;
         case route_id::metrics:
-            response = impl_->metrics_page(request);
-            break;
+            tagged(impl_->metrics_page(request));
+            return;
+        case route_id::stats:
+            handle_stats(*impl_, request, std::move(tagged));
+            return;
+        case route_id::register_agent:
+        case route_id::heartbeat:
+        case route_id::deregister_agent:
+        case route_id::list_agents:
+        case route_id::get_agent:
+            handle_agent_route(*impl_, match, std::move(request), std::move(tagged));
+            return;
+        case route_id::ws_agent_new:
+        case route_id::ws_agent:
+            tagged(error_response(400, "bad_request", "this endpoint needs a WebSocket upgrade"));
+            return;
         default:
-            response = error_response(404, "not_found", "no such endpoint");
-            break;
+            handle_task_route(*impl_, match, std::move(request), std::move(tagged));
+            return;
     }
-    response.route = match.route_template;
-    done(std::move(response));
 }
 
 upgrade_result service::upgrade(const http_request& request, ws_connection& connection) {
-    upgrade_result result;
-    result.refusal = error_response(404, "not_found", "no such endpoint");
-    return result;
+    auto lookup = match_route(request.method, request.path);
+    if (!lookup.match ||
+        (lookup.match->id != route_id::ws_agent_new && lookup.match->id != route_id::ws_agent)) {
+        upgrade_result result;
+        result.refusal = error_response(404, "not_found", "no WebSocket endpoint here");
+        return result;
+    }
+    if (impl_->transport.draining) {
+        upgrade_result result;
+        result.refusal = error_response(503, "unavailable", "the worker is draining");
+        result.refusal->headers.emplace_back("Retry-After", "1");
+        return result;
+    }
+    return upgrade_agent_socket(*impl_, *lookup.match, request, connection);
 }
 
 std::chrono::steady_clock::time_point service::tick(std::chrono::steady_clock::time_point now) {
-    return now + std::chrono::seconds(1);
+    const auto wall_now = service_state::now();
+    const auto next = impl_->engine.tick(wall_now);
+    // Drop answered long polls from the drain list.
+    std::erase_if(impl_->long_polls, [](const auto& entry) { return !*entry.second; });
+    if (next == store::time_point::max()) {
+        return std::chrono::steady_clock::time_point::max();
+    }
+    return now + std::chrono::duration_cast<std::chrono::steady_clock::duration>(next - wall_now);
 }
 
-void service::begin_drain() {}
+void service::begin_drain() {
+    // Long polls end now (empty), so their connections can close within the drain.
+    for (auto& [id, slot] : impl_->long_polls) {
+        if (*slot) {
+            impl_->engine.abandon_request(id);
+            auto reply = std::move(*slot);
+            *slot = nullptr;
+            auto response = json_response(200, R"({"tasks":[]})");
+            response.route = "/api/v1/tasks/request";
+            reply(std::move(response));
+        }
+    }
+    impl_->long_polls.clear();
+    announce_drain(*impl_);
+}
 
 std::string_view service::store_name() const { return "memory"; }
 

@@ -96,7 +96,7 @@ struct server::impl {
     impl(server_options opts, api::application& app, api::transport_state& state,
          metrics::registry& registry)
         : options(std::move(opts)),
-          ioc(1),
+          ioc(BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO),
           ctx{ioc, options, app, state, transport_metrics(registry), {}, {}},
           acceptor(ioc),
           signals(ioc, SIGTERM, SIGINT),
@@ -105,7 +105,7 @@ struct server::impl {
           deadline_timer(ioc) {}
 
     server_options options;
-    asio::io_context ioc;
+    asio::io_context ioc;  ///< one thread: the reactor needs no locks
     transport_context ctx;
     tcp::acceptor acceptor;
     asio::signal_set signals;

@@ -1,0 +1,275 @@
+// The agent WebSocket protocol of API.md over the engine: register or resume, credit (`ready`),
+// pushed tasks and cancels, progress/complete/fail with `ack`, heartbeats, `error` for bad
+// frames (the connection stays), and `draining` when the worker shuts down.
+
+#include "api/service_state.hpp"
+#include "pm_agent/api/codec.hpp"
+#include "pm_agent/api/query.hpp"
+
+namespace pm_agent::api {
+
+namespace {
+
+using store::errc;
+
+/// WebSocket close codes of API.md.
+constexpr std::uint16_t k_close_policy = 1008;
+/// Frames and pongs renew the agent's leases, but at most this often: a busy agent sends
+/// thousands of frames a second.
+constexpr auto k_liveness_interval = std::chrono::seconds(1);
+/// What `draining` tells agents: reconnect (to any worker) after about this long.
+constexpr std::int64_t k_reconnect_after_s = 1;
+
+/// The token of an upgrade request: the Authorization header, else `?token=`.
+std::string upgrade_token(const http_request& request) {
+    auto token = bearer_token(request.authorization);
+    if (!token.empty()) {
+        return std::string(token);
+    }
+    if (auto params = parse_query(request.query)) {
+        for (auto& [name, value] : *params) {
+            if (name == "token") {
+                return value;
+            }
+        }
+    }
+    return {};
+}
+
+}  // namespace
+
+class agent_ws_session final : public ws_session, public core::agent_sink {
+public:
+    /// `agent_id` empty: a new agent that must send `register` first.
+    agent_ws_session(service_state& s, ws_connection& connection, std::string agent_id,
+                     bool registration_checked, std::string client)
+        : s_(s),
+          connection_(connection),
+          agent_id_(std::move(agent_id)),
+          registration_checked_(registration_checked),
+          client_(std::move(client)) {}
+
+    void on_open() override {
+        s_.ws_sessions.emplace(this, true);
+        open_ = true;
+        if (!agent_id_.empty()) {
+            attach({});
+        }
+    }
+
+    void on_message(std::string_view text) override {
+        auto decoded = decode_ws_message(text);
+        if (auto* bad = std::get_if<ws_decode_error>(&decoded)) {
+            send_error(bad->error, bad->task_id);
+            return;
+        }
+        auto& message = std::get<ws_message>(decoded);
+        if (auto* reg = std::get_if<ws_in::register_msg>(&message)) {
+            handle_register(std::move(*reg));
+            return;
+        }
+        if (!attached_) {
+            send_error({errc::bad_request, "send register first"}, {});
+            return;
+        }
+        std::visit([this](auto& m) { handle(m); }, message);
+    }
+
+    void on_alive() override {
+        if (!attached_) {
+            return;
+        }
+        const auto now = service_state::now();
+        if (now - last_liveness_ < k_liveness_interval) {
+            return;
+        }
+        last_liveness_ = now;
+        s_.engine.heartbeat(agent_id_, std::nullopt, now,
+                            [](store::result<std::vector<std::string>>) {});
+    }
+
+    void on_closed() override {
+        open_ = false;
+        s_.ws_sessions.erase(this);
+        if (attached_) {
+            attached_ = false;
+            s_.engine.detach(agent_id_, *this);
+        }
+    }
+
+    // core::agent_sink: queue frames only.
+    void push_task(const store::task& task) override {
+        std::string frame;
+        frame.reserve(448);
+        append_ws_task(frame, task);
+        send(std::move(frame));
+    }
+    void push_cancel(std::string_view task_id) override { send(ws_cancel(task_id)); }
+    void deregistered() override {
+        attached_ = false;
+        connection_.close(k_close_policy, "agent deregistered");
+    }
+
+    void announce_drain() { send(ws_draining(k_reconnect_after_s)); }
+
+private:
+    void send(std::string frame) {
+        if (open_) {
+            connection_.send(std::move(frame));
+        }
+    }
+
+    void send_error(const store::error& error, std::string_view task_id) {
+        send(ws_error(store::to_string(error.code), error.message, task_id));
+    }
+
+    /// Attaches the agent's connection to the engine and answers `registered`.
+    void attach(std::string token) {
+        s_.engine.attach(agent_id_, *this, service_state::now(),
+                         [this, token = std::move(token)](store::result<const store::agent*> r) {
+                             if (!r) {
+                                 send_error(r.err(), {});
+                                 connection_.close(k_close_policy, "agent unknown");
+                                 return;
+                             }
+                             attached_ = true;
+                             const auto& a = s_.cfg.agents;
+                             send(ws_registered(agent_id_, token, a.heartbeat_interval.count(),
+                                                a.heartbeat_timeout.count(),
+                                                a.lease_timeout.count()));
+                         });
+    }
+
+    void handle_register(ws_in::register_msg&& reg) {
+        if (!agent_id_.empty()) {
+            send_error({errc::conflict, "already registered on this connection"}, {});
+            return;
+        }
+        if (!registration_checked_ &&
+            s_.auth.check(reg.token, token_kind::registration) != auth_outcome::allowed) {
+            send_error({errc::unauthorized, "a registration token is required"}, {});
+            connection_.close(k_close_policy, "unauthorized");
+            return;
+        }
+        if (auto refused = s_.limit(s_.agent_limiter, "register", "register:" + client_, nullptr)) {
+            send_error({errc::rate_limited, "too many registrations; retry later"}, {});
+            return;
+        }
+        reg.spec.worker = s_.worker_id;
+        s_.engine.register_agent(std::move(reg.spec), service_state::now(),
+                                 [this](store::result<core::registration> r) {
+                                     if (!r) {
+                                         send_error(r.err(), {});
+                                         return;
+                                     }
+                                     agent_id_ = r->agent->id;
+                                     s_.remember_agent_token(r->token, agent_id_);
+                                     attach(std::move(r->token));
+                                 });
+    }
+
+    void handle(ws_in::register_msg&) {}
+
+    void handle(ws_in::heartbeat_msg& m) {
+        const auto now = service_state::now();
+        last_liveness_ = now;
+        s_.engine.heartbeat(agent_id_, std::nullopt, now,
+                            [this, now, seq = std::move(m.seq)](
+                                store::result<std::vector<std::string>> r) mutable {
+                                if (!r) {
+                                    send_error(r.err(), {});
+                                    return;
+                                }
+                                send(ws_heartbeat_ack(now, seq));
+                            });
+    }
+
+    void handle(ws_in::ready_msg& m) { s_.engine.ready(agent_id_, m.slots, service_state::now()); }
+
+    /// Answers a task operation with `ack` or `error` naming the task.
+    auto acknowledge(std::string task_id) {
+        return [this, task_id = std::move(task_id)](store::result<const store::task*> r) {
+            if (!r) {
+                send_error(r.err(), task_id);
+                return;
+            }
+            send(ws_ack(task_id, (*r)->status));
+        };
+    }
+
+    void handle(ws_in::progress_msg& m) {
+        s_.engine.progress({m.task_id, agent_id_}, m.progress, std::move(m.message),
+                           service_state::now(), acknowledge(m.task_id));
+    }
+
+    void handle(ws_in::complete_msg& m) {
+        s_.engine.complete({m.task_id, agent_id_}, std::move(m.result), service_state::now(),
+                           acknowledge(m.task_id));
+    }
+
+    void handle(ws_in::fail_msg& m) {
+        s_.engine.fail({m.task_id, agent_id_}, std::move(m.error), m.retryable,
+                       service_state::now(), acknowledge(m.task_id));
+    }
+
+    service_state& s_;
+    ws_connection& connection_;
+    std::string agent_id_;
+    bool registration_checked_;
+    std::string client_;
+    bool attached_ = false;
+    bool open_ = false;
+    store::time_point last_liveness_{};
+};
+
+upgrade_result upgrade_agent_socket(service_state& s, const route_match& match,
+                                    const http_request& request, ws_connection& connection) {
+    upgrade_result result;
+    const std::string token = upgrade_token(request);
+    if (match.id == route_id::ws_agent_new) {
+        // The registration token may come now or in `register`; a token sent now and refused is
+        // answered 401 at the upgrade.
+        bool checked = false;
+        if (!token.empty() || !s.auth.enforced(token_kind::registration)) {
+            switch (s.auth.check(token, token_kind::registration)) {
+                case auth_outcome::allowed:
+                    checked = true;
+                    break;
+                case auth_outcome::unauthorized:
+                    result.refusal = error_response(401, "unauthorized", "unknown token");
+                    return result;
+                case auth_outcome::forbidden:
+                    result.refusal = error_response(403, "forbidden", "not a registration token");
+                    return result;
+            }
+        }
+        result.session = std::make_unique<agent_ws_session>(s, connection, std::string(), checked,
+                                                            s.client_address(request));
+        return result;
+    }
+    // A known agent resumes with its own token.
+    if (token.empty()) {
+        result.refusal = error_response(401, "unauthorized", "the agent's own token is required");
+        return result;
+    }
+    auto it = s.agent_tokens.find(digest_token(token));
+    if (it == s.agent_tokens.end()) {
+        result.refusal = error_response(401, "unauthorized", "unknown agent token");
+        return result;
+    }
+    if (it->second != match.param) {
+        result.refusal = error_response(403, "forbidden", "this token belongs to another agent");
+        return result;
+    }
+    result.session = std::make_unique<agent_ws_session>(s, connection, it->second, true,
+                                                        s.client_address(request));
+    return result;
+}
+
+void announce_drain(service_state& s) {
+    for (auto& [session, unused] : s.ws_sessions) {
+        session->announce_drain();
+    }
+}
+
+}  // namespace pm_agent::api

@@ -1,0 +1,133 @@
+// Agent -> server WebSocket frames. A bad frame is answered with `error` and changes nothing,
+// so every check happens here, before the engine sees the message.
+
+#include <boost/json/parse.hpp>
+
+#include "pm_agent/api/codec.hpp"
+
+namespace pm_agent::api {
+namespace {
+
+namespace json = boost::json;
+using store::errc;
+
+ws_decode_error decode_error(std::string message, std::string task_id = {}) {
+    return ws_decode_error{store::error{errc::bad_request, std::move(message)}, std::move(task_id)};
+}
+
+/// The required task_id of progress/complete/fail.
+std::optional<std::string> task_id_of(const json::object& msg) {
+    const auto* id = msg.if_contains("task_id");
+    if (id == nullptr || !id->is_string() || id->get_string().empty()) {
+        return std::nullopt;
+    }
+    return std::string(id->get_string());
+}
+
+}  // namespace
+
+std::variant<ws_message, ws_decode_error> decode_ws_message(std::string_view text) {
+    boost::system::error_code ec;
+    json::value parsed = json::parse(text, ec);
+    if (ec) {
+        return decode_error("malformed JSON: " + ec.message());
+    }
+    if (!parsed.is_object()) {
+        return decode_error("a message must be a JSON object with a \"type\"");
+    }
+    auto& msg = parsed.get_object();
+    const auto* type_value = msg.if_contains("type");
+    if (type_value == nullptr || !type_value->is_string()) {
+        return decode_error("type: required string");
+    }
+    const std::string_view type(type_value->get_string().data(), type_value->get_string().size());
+
+    if (type == "register") {
+        ws_in::register_msg out;
+        if (const auto* token = msg.if_contains("token"); token != nullptr && !token->is_null()) {
+            if (!token->is_string()) {
+                return decode_error("token: must be a string");
+            }
+            out.token = std::string(token->get_string());
+        }
+        auto spec = decode_agent_spec(msg, true);
+        if (!spec) {
+            return ws_decode_error{spec.err(), {}};
+        }
+        out.spec = std::move(*spec);
+        return ws_message{std::move(out)};
+    }
+    if (type == "heartbeat") {
+        ws_in::heartbeat_msg out;
+        if (const auto* seq = msg.if_contains("seq"); seq != nullptr) {
+            out.seq = *seq;
+        }
+        if (const auto* running = msg.if_contains("running");
+            running != nullptr && !running->is_null() && !running->is_array()) {
+            return decode_error("running: must be an array of task ids");
+        }
+        return ws_message{std::move(out)};
+    }
+    if (type == "ready") {
+        const auto* slots = msg.if_contains("slots");
+        if (slots == nullptr) {
+            return decode_error("slots: required");
+        }
+        auto n = integer_field(*slots, "slots");
+        if (!n || *n < 0 || *n > 1'000'000) {
+            return decode_error("slots: must be an integer from 0 to 1000000");
+        }
+        return ws_message{ws_in::ready_msg{static_cast<std::uint32_t>(*n)}};
+    }
+    if (type == "progress" || type == "complete" || type == "fail") {
+        auto task_id = task_id_of(msg);
+        if (!task_id) {
+            return decode_error("task_id: required string");
+        }
+        if (type == "progress") {
+            ws_in::progress_msg out;
+            out.task_id = std::move(*task_id);
+            const auto* value = msg.if_contains("progress");
+            if (value == nullptr || !value->is_number()) {
+                return decode_error("progress: required number from 0 to 1", out.task_id);
+            }
+            out.progress = value->to_number<double>();
+            if (!(out.progress >= 0 && out.progress <= 1)) {
+                return decode_error("progress: must be from 0 to 1", out.task_id);
+            }
+            if (const auto* m = msg.if_contains("message"); m != nullptr && !m->is_null()) {
+                if (!m->is_string()) {
+                    return decode_error("message: must be a string", out.task_id);
+                }
+                out.message = std::string(m->get_string());
+            }
+            return ws_message{std::move(out)};
+        }
+        if (type == "complete") {
+            ws_in::complete_msg out;
+            out.task_id = std::move(*task_id);
+            if (auto* result = msg.if_contains("result"); result != nullptr) {
+                out.result = std::move(*result);
+            }
+            return ws_message{std::move(out)};
+        }
+        ws_in::fail_msg out;
+        out.task_id = std::move(*task_id);
+        const auto* error = msg.if_contains("error");
+        if (error == nullptr || !error->is_string()) {
+            return decode_error("error: required string", out.task_id);
+        }
+        out.error = std::string(error->get_string());
+        if (const auto* retryable = msg.if_contains("retryable");
+            retryable != nullptr && !retryable->is_null()) {
+            if (!retryable->is_bool()) {
+                return decode_error("retryable: must be a boolean", out.task_id);
+            }
+            out.retryable = retryable->get_bool();
+        }
+        return ws_message{std::move(out)};
+    }
+    return decode_error("type: unknown message type \"" + std::string(type) + "\"");
+}
+
+}  // namespace pm_agent::api

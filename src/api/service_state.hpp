@@ -1,0 +1,128 @@
+#pragma once
+// Private to src/api: the state one worker's service shares between its route files (ops,
+// tasks, agents, WebSocket sessions).
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <unordered_map>
+
+#include "pm_agent/api/application.hpp"
+#include "pm_agent/api/auth.hpp"
+#include "pm_agent/api/errors.hpp"
+#include "pm_agent/api/rate_limit.hpp"
+#include "pm_agent/api/router.hpp"
+#include "pm_agent/config/cidr.hpp"
+#include "pm_agent/config/config.hpp"
+#include "pm_agent/core/engine.hpp"
+#include "pm_agent/core/random.hpp"
+#include "pm_agent/metrics/registry.hpp"
+#include "pm_agent/store/result.hpp"
+
+namespace pm_agent::api {
+
+class agent_ws_session;
+
+/// Hash of a token digest (already uniformly distributed: the first bytes suffice).
+struct digest_hash {
+    std::size_t operator()(const token_digest& d) const noexcept {
+        std::size_t h;
+        std::memcpy(&h, d.data(), sizeof(h));
+        return h;
+    }
+};
+
+/// Metrics of the api layer and of the engine it fronts.
+struct service_metrics {
+    explicit service_metrics(metrics::registry& registry);
+
+    metrics::counter_family& rate_limited;  ///< scope: submit, register, request
+    metrics::counter_family& task_outcomes;  ///< outcome
+    metrics::counter& tasks_submitted;
+    metrics::counter& tasks_dispatched;
+    metrics::counter& lease_expired;
+    metrics::histogram& dispatch_latency;
+    metrics::gauge_family& queue_size;  ///< queue
+    metrics::gauge_family& agents;      ///< status
+    metrics::gauge& waiting_requests;
+};
+
+/// Everything the route handlers share. One per worker; loop thread only.
+struct service_state : core::engine_observer {
+    service_state(const config::config& cfg, metrics::registry& registry, transport_state& state);
+    ~service_state() override;
+
+    void on_dispatched(std::chrono::nanoseconds latency) override;
+
+    const config::config& cfg;
+    metrics::registry& registry;
+    transport_state& transport;
+    authenticator auth;
+    config::trusted_proxies proxies;
+    core::crypto_random rng;
+    std::unique_ptr<store::store> store;
+    core::engine engine;
+    local_rate_limiter submit_limiter;
+    local_rate_limiter agent_limiter;
+    service_metrics metrics;
+    std::string worker_id;  ///< "host:pid"
+    std::chrono::steady_clock::time_point started;
+    /// Agent token digest -> agent id, so a task operation (whose body names no agent) knows
+    /// which agent is calling. Filled at registration; entries are verified by the engine.
+    std::unordered_map<token_digest, std::string, digest_hash> agent_tokens;
+    /// Long polls in flight, answered empty when the worker drains.
+    std::unordered_map<core::request_id, std::shared_ptr<respond_fn>> long_polls;
+    /// Open agent WebSocket sessions, told `draining` when the worker drains.
+    std::unordered_map<agent_ws_session*, bool> ws_sessions;
+    /// Engine counters already exported, to turn them into counter increments at scrape time.
+    core::engine_counters exported{};
+
+    /// The engine's clock.
+    static store::time_point now() { return store::clock::now(); }
+
+    /// The client address for rate limits: X-Forwarded-For / X-Real-IP only from a trusted
+    /// proxy.
+    std::string client_address(const http_request& request) const;
+
+    /// Copies engine counters and gauges into the registry (called before a scrape).
+    void sync_metrics();
+
+    /// Rate-limit check; on denial, the 429 to send.
+    std::optional<http_response> limit(rate_limiter& limiter, std::string_view scope,
+                                       std::string_view key, http_response* allowed_headers);
+
+    /// A route's 401/403 for a configured token kind; nullopt when allowed.
+    std::optional<http_response> require(const http_request& request, token_kind kind) const;
+
+    /// Resolves the calling agent from its bearer token. `expected` (a path's agent id) must
+    /// match: otherwise 403. Calls `done` with the agent id or an error response.
+    void authenticate_agent(const http_request& request, std::string_view expected,
+                            store::unique_function<void(store::result<std::string>)> done);
+
+    /// Records a newly issued agent token.
+    void remember_agent_token(std::string_view token, std::string_view agent_id);
+};
+
+/// The HTTP status for an engine error code.
+unsigned status_for(store::errc code);
+
+/// An engine error as the API's JSON error response (with Retry-After where due).
+http_response error_from(const store::error& error);
+
+/// A 200/201/202 JSON response.
+http_response json_response(unsigned status, std::string body);
+
+// Route handlers, one file each group. Each answers through `done` exactly once.
+void handle_task_route(service_state& s, const route_match& match, http_request&& request,
+                       respond_fn done);
+void handle_agent_route(service_state& s, const route_match& match, http_request&& request,
+                        respond_fn done);
+void handle_stats(service_state& s, const http_request& request, respond_fn done);
+
+/// A WebSocket upgrade on /ws/agent or /ws/agent/{id}.
+upgrade_result upgrade_agent_socket(service_state& s, const route_match& match,
+                                    const http_request& request, ws_connection& connection);
+/// Tells every open agent socket to go elsewhere (the transport then closes them with 1001).
+void announce_drain(service_state& s);
+
+}  // namespace pm_agent::api

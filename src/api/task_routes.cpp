@@ -1,0 +1,379 @@
+// Task routes of API.md: submit (one and batch), read, list, cancel for submitters; request
+// (long poll), start, progress, complete, fail for the holding agent.
+
+#include <charconv>
+
+#include "api/service_state.hpp"
+#include "pm_agent/api/codec.hpp"
+#include "pm_agent/api/query.hpp"
+
+namespace pm_agent::api {
+namespace {
+
+using store::errc;
+
+/// The most a long poll may wait (API.md: wait_s 0..60).
+constexpr double k_max_wait_s = 60;
+
+http_response task_response(unsigned status, const store::task& task) {
+    return json_response(status, task_json(task));
+}
+
+/// Answers `done` with the task, or the error.
+auto answer_task(respond_fn done) {
+    return [done = std::move(done)](store::result<const store::task*> r) mutable {
+        if (!r) {
+            done(error_from(r.err()));
+            return;
+        }
+        done(task_response(200, **r));
+    };
+}
+
+void submit_one(service_state& s, http_request&& request, respond_fn done) {
+    auto body = parse_object(request.body, false);
+    if (!body) {
+        done(error_from(body.err()));
+        return;
+    }
+    auto spec = decode_task_spec(*body, request.idempotency_key, "");
+    if (!spec) {
+        done(error_from(spec.err()));
+        return;
+    }
+    s.engine.submit(std::move(*spec), service_state::now(),
+                    [done = std::move(done)](store::result<store::submitted> r) mutable {
+                        if (!r) {
+                            done(error_from(r.err()));
+                            return;
+                        }
+                        const auto& task = *r->record;
+                        std::string out = R"({"task_id":)";
+                        append_json_string(out, task.id);
+                        out += R"(,"status":")";
+                        out += store::to_string(task.status);
+                        out += R"("})";
+                        done(json_response(r->created ? 202 : 200, std::move(out)));
+                    });
+}
+
+void submit_batch(service_state& s, http_request&& request, respond_fn done) {
+    auto body = parse_object(request.body, false);
+    if (!body) {
+        done(error_from(body.err()));
+        return;
+    }
+    auto specs = decode_task_batch(*body);
+    if (!specs) {
+        done(error_from(specs.err()));
+        return;
+    }
+    s.engine.submit_batch(
+        std::move(*specs), service_state::now(),
+        [done = std::move(done)](store::result<std::span<const store::submitted>> r) mutable {
+            if (!r) {
+                done(error_from(r.err()));
+                return;
+            }
+            std::string out = R"({"task_ids":[)";
+            bool first = true;
+            for (const auto& entry : *r) {
+                if (!first) {
+                    out.push_back(',');
+                }
+                first = false;
+                append_json_string(out, entry.record->id);
+            }
+            out += "]}";
+            done(json_response(202, std::move(out)));
+        });
+}
+
+/// Parses `limit` (1..1000) and `cursor` shared by both list endpoints; nullopt + error on bad.
+std::optional<store::error> read_paging(const query_params& params, std::size_t& limit,
+                                        std::string& cursor) {
+    for (const auto& [name, value] : params) {
+        if (name == "limit") {
+            std::size_t n = 0;
+            auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
+            if (ec != std::errc() || end != value.data() + value.size() || n < 1 || n > 1000) {
+                return store::error{errc::bad_request, "limit: must be an integer from 1 to 1000"};
+            }
+            limit = n;
+        } else if (name == "cursor") {
+            cursor = value;
+        }
+    }
+    return std::nullopt;
+}
+
+void list_tasks(service_state& s, const http_request& request, respond_fn done) {
+    auto params = parse_query(request.query);
+    if (!params) {
+        done(error_response(400, "bad_request", "malformed query string"));
+        return;
+    }
+    store::task_filter filter;
+    if (auto error = read_paging(*params, filter.limit, filter.cursor)) {
+        done(error_from(*error));
+        return;
+    }
+    for (auto& [name, value] : *params) {
+        if (name == "status") {
+            filter.status = store::parse_task_status(value);
+            if (!filter.status) {
+                done(error_response(400, "bad_request", "status: unknown task status"));
+                return;
+            }
+        } else if (name == "queue") {
+            filter.queue = value;
+        } else if (name == "type") {
+            filter.type = value;
+        } else if (name == "agent_id") {
+            filter.agent_id = value;
+        } else if (name != "limit" && name != "cursor") {
+            done(error_response(400, "bad_request", name + ": unknown filter"));
+            return;
+        }
+    }
+    s.engine.list_tasks(std::move(filter),
+                        [done = std::move(done)](store::result<store::task_page> r) mutable {
+                            if (!r) {
+                                done(error_from(r.err()));
+                                return;
+                            }
+                            std::string out = R"({"items":[)";
+                            for (std::size_t i = 0; i < r->items.size(); ++i) {
+                                if (i > 0) {
+                                    out.push_back(',');
+                                }
+                                append_task_json(out, r->items[i]);
+                            }
+                            out += R"(],"next_cursor":)";
+                            if (r->next_cursor) {
+                                append_json_string(out, *r->next_cursor);
+                            } else {
+                                out += "null";
+                            }
+                            out.push_back('}');
+                            done(json_response(200, std::move(out)));
+                        });
+}
+
+/// POST /api/v1/tasks/request: the caller's agent id is in the body and must match its token.
+void request_tasks(service_state& s, http_request&& request, respond_fn done) {
+    auto body = parse_object(request.body, false);
+    if (!body) {
+        done(error_from(body.err()));
+        return;
+    }
+    const auto* agent_value = body->if_contains("agent_id");
+    if (agent_value == nullptr || !agent_value->is_string()) {
+        done(error_response(400, "bad_request", "agent_id: required string"));
+        return;
+    }
+    std::size_t max_tasks = 1;
+    double wait_s = 0;
+    for (const auto& [key, value] : *body) {
+        if (key == "max_tasks") {
+            auto n = integer_field(value, "max_tasks");
+            if (!n || *n < 1 || *n > 1000) {
+                done(error_response(400, "bad_request", "max_tasks: must be an integer from 1 to 1000"));
+                return;
+            }
+            max_tasks = static_cast<std::size_t>(*n);
+        } else if (key == "wait_s") {
+            auto w = number_field(value, "wait_s");
+            if (!w || !(*w >= 0 && *w <= k_max_wait_s)) {
+                done(error_response(400, "bad_request", "wait_s: must be a number from 0 to 60"));
+                return;
+            }
+            wait_s = *w;
+        } else if (key != "agent_id") {
+            done(error_response(400, "bad_request",
+                                std::string(key.data(), key.size()) + ": unknown field"));
+            return;
+        }
+    }
+    std::string agent_id(agent_value->get_string());
+    s.authenticate_agent(
+        request, agent_id,
+        [&s, agent_id, max_tasks, wait_s, done = std::move(done)](
+            store::result<std::string> who) mutable {
+            if (!who) {
+                done(error_from(who.err()));
+                return;
+            }
+            http_response limited_headers;
+            if (auto refused = s.limit(s.agent_limiter, "request", agent_id, nullptr)) {
+                done(std::move(*refused));
+                return;
+            }
+            auto slot = std::make_shared<respond_fn>(std::move(done));
+            const auto wait = std::chrono::milliseconds(static_cast<std::int64_t>(wait_s * 1000));
+            const auto id = s.engine.request_tasks(
+                agent_id, max_tasks, wait, service_state::now(),
+                [slot](store::result<std::span<const store::task* const>> r) {
+                    if (!*slot) {
+                        return;
+                    }
+                    auto reply = std::move(*slot);
+                    *slot = nullptr;
+                    if (!r) {
+                        reply(error_from(r.err()));
+                        return;
+                    }
+                    std::string out = R"({"tasks":[)";
+                    bool first = true;
+                    for (const auto* task : *r) {
+                        if (!first) {
+                            out.push_back(',');
+                        }
+                        first = false;
+                        append_task_json(out, *task);
+                    }
+                    out += "]}";
+                    reply(json_response(200, std::move(out)));
+                });
+            if (*slot) {
+                s.long_polls.emplace(id, std::move(slot));
+            }
+        });
+}
+
+/// start / progress / complete / fail by the agent holding the task's lease.
+void holder_operation(service_state& s, route_id id, std::string task_id, http_request&& request,
+                      respond_fn done) {
+    auto body = parse_object(request.body, true);
+    if (!body) {
+        done(error_from(body.err()));
+        return;
+    }
+    s.authenticate_agent(
+        request, {},
+        [&s, id, task_id = std::move(task_id), body = std::move(*body),
+         done = std::move(done)](store::result<std::string> who) mutable {
+            if (!who) {
+                done(error_from(who.err()));
+                return;
+            }
+            const std::string& agent_id = *who;
+            const store::lease_ref lease{task_id, agent_id};
+            const auto now = service_state::now();
+            switch (id) {
+                case route_id::start_task:
+                    s.engine.start(lease, now, answer_task(std::move(done)));
+                    return;
+                case route_id::progress_task: {
+                    const auto* p = body.if_contains("progress");
+                    if (p == nullptr || !p->is_number() ||
+                        !(p->to_number<double>() >= 0 && p->to_number<double>() <= 1)) {
+                        done(error_response(400, "bad_request", "progress: required number from 0 to 1"));
+                        return;
+                    }
+                    std::string message;
+                    if (const auto* m = body.if_contains("message"); m != nullptr && !m->is_null()) {
+                        if (!m->is_string()) {
+                            done(error_response(400, "bad_request", "message: must be a string"));
+                            return;
+                        }
+                        message = std::string(m->get_string());
+                    }
+                    s.engine.progress(lease, p->to_number<double>(), std::move(message), now,
+                                      answer_task(std::move(done)));
+                    return;
+                }
+                case route_id::complete_task: {
+                    boost::json::value result;
+                    if (auto* r = body.if_contains("result"); r != nullptr) {
+                        result = std::move(*r);
+                    }
+                    s.engine.complete(lease, std::move(result), now, answer_task(std::move(done)));
+                    return;
+                }
+                case route_id::fail_task: {
+                    const auto* error = body.if_contains("error");
+                    if (error == nullptr || !error->is_string()) {
+                        done(error_response(400, "bad_request", "error: required string"));
+                        return;
+                    }
+                    bool retryable = true;
+                    if (const auto* r = body.if_contains("retryable"); r != nullptr && !r->is_null()) {
+                        if (!r->is_bool()) {
+                            done(error_response(400, "bad_request", "retryable: must be a boolean"));
+                            return;
+                        }
+                        retryable = r->get_bool();
+                    }
+                    s.engine.fail(lease, std::string(error->get_string()), retryable, now,
+                                  answer_task(std::move(done)));
+                    return;
+                }
+                default:
+                    done(error_response(500, "internal", "internal error"));
+                    return;
+            }
+        });
+}
+
+}  // namespace
+
+void handle_task_route(service_state& s, const route_match& match, http_request&& request,
+                       respond_fn done) {
+    switch (match.id) {
+        case route_id::submit_task:
+        case route_id::submit_batch: {
+            if (auto refused = s.require(request, token_kind::submit)) {
+                done(std::move(*refused));
+                return;
+            }
+            const auto token = bearer_token(request.authorization);
+            const std::string key = token.empty() ? "ip:" + s.client_address(request)
+                                                  : "token:" + std::string(token);
+            http_response headers;
+            if (auto refused = s.limit(s.submit_limiter, "submit", key, &headers)) {
+                done(std::move(*refused));
+                return;
+            }
+            // The limiter's headers ride on the answer, whatever it is.
+            auto with_headers = [headers = std::move(headers.headers),
+                                 done = std::move(done)](http_response&& r) mutable {
+                for (auto& h : headers) {
+                    r.headers.push_back(std::move(h));
+                }
+                done(std::move(r));
+            };
+            if (match.id == route_id::submit_task) {
+                submit_one(s, std::move(request), std::move(with_headers));
+            } else {
+                submit_batch(s, std::move(request), std::move(with_headers));
+            }
+            return;
+        }
+        case route_id::get_task:
+        case route_id::list_tasks:
+        case route_id::cancel_task: {
+            if (auto refused = s.require(request, token_kind::submit)) {
+                done(std::move(*refused));
+                return;
+            }
+            if (match.id == route_id::get_task) {
+                s.engine.get_task(match.param, answer_task(std::move(done)));
+            } else if (match.id == route_id::cancel_task) {
+                s.engine.cancel(match.param, service_state::now(), answer_task(std::move(done)));
+            } else {
+                list_tasks(s, request, std::move(done));
+            }
+            return;
+        }
+        case route_id::request_tasks:
+            request_tasks(s, std::move(request), std::move(done));
+            return;
+        default:
+            holder_operation(s, match.id, std::string(match.param), std::move(request),
+                             std::move(done));
+            return;
+    }
+}
+
+}  // namespace pm_agent::api

@@ -1,0 +1,156 @@
+// Agents: registration, authentication, heartbeats, deregistration and the WebSocket
+// attach/detach/ready flow.
+#include <algorithm>
+
+#include "engine_state.hpp"
+#include "pm_agent/core/token.hpp"
+
+namespace pm_agent::core {
+
+void engine::register_agent(agent_spec spec, time_point now, callback<registration> done) {
+    impl& s = *impl_;
+    auto checked = validate_agent(std::move(spec));
+    if (!checked) {
+        return done(std::move(checked).err());
+    }
+    checked->id = s.ids_.next_agent_id();
+    std::string token = generate_token(s.rng_);
+    checked->token_hash = hash_token(token);
+    s.store_.register_agent(
+        std::move(*checked), now,
+        [&s, token = std::move(token), done = std::move(done)](
+            store::result<const store::agent*> r) mutable {
+            if (!r) {
+                return done(std::move(r).err());
+            }
+            s.refresh_deadline();
+            done(registration{*r, std::move(token)});
+        });
+}
+
+void engine::authenticate(std::string_view agent_id, std::string_view token,
+                          callback<const store::agent*> done) {
+    impl_->store_.get_agent(
+        agent_id, [token = std::string(token), done = std::move(done)](
+                      store::result<const store::agent*> r) mutable {
+            // Same answer for an unknown id and a wrong token: ids cannot be probed.
+            if (!r || !token_matches(token, (*r)->token_hash)) {
+                return done(store::error{store::errc::unauthorized, "unknown agent or bad token"});
+            }
+            done(*r);
+        });
+}
+
+void engine::heartbeat(std::string_view agent_id, std::optional<store::agent_status> status,
+                       time_point now, callback<std::vector<std::string>> done) {
+    impl& s = *impl_;
+    s.store_.heartbeat(agent_id, status, now,
+                       [&s, now, done = std::move(done)](
+                           store::result<store::heartbeat_outcome> r) mutable {
+                           if (!r) {
+                               return done(std::move(r).err());
+                           }
+                           if (agent_state* a = s.find_agent(r->record->id)) {
+                               s.sync(*a, *r->record);
+                               s.serve(*a, now);  // back online or draining: (de)activates
+                           }
+                           s.refresh_deadline();
+                           done(std::move(r->cancel));
+                       });
+}
+
+void engine::deregister(std::string_view agent_id, time_point now, callback<void> done) {
+    impl& s = *impl_;
+    s.store_.deregister_agent(
+        agent_id, now,
+        [&s, now, id = std::string(agent_id), done = std::move(done)](
+            store::result<std::vector<store::released_task>> r) mutable {
+            if (!r) {
+                return done(std::move(r).err());
+            }
+            agent_sink* sink = nullptr;
+            std::vector<task_list_callback> ended;
+            if (agent_state* a = s.find_agent(id)) {
+                sink = a->sink;
+                if (sink != nullptr) {
+                    --s.attached_;
+                    a->sink = nullptr;
+                }
+                s.end_waiters(*a, ended);
+                a->status = store::agent_status::offline;
+                s.destroy(*a);
+            }
+            for (const store::released_task& rel : *r) {
+                s.count_release(rel);
+                if (rel.status == store::task_status::pending) {
+                    s.dispatch_pending(rel.queue, rel.required_capabilities, now);
+                }
+            }
+            s.refresh_deadline();
+            if (sink != nullptr) {
+                sink->deregistered();
+            }
+            for (task_list_callback& cb : ended) {
+                cb(std::span<const store::task* const>());
+            }
+            done(store::result<void>());
+        });
+}
+
+void engine::attach(std::string_view agent_id, agent_sink& sink, time_point now,
+                    callback<const store::agent*> done) {
+    impl& s = *impl_;
+    s.store_.heartbeat(
+        agent_id, std::nullopt, now,
+        [&s, now, sink = &sink, done = std::move(done)](
+            store::result<store::heartbeat_outcome> r) mutable {
+            if (!r) {
+                return done(std::move(r).err());
+            }
+            agent_state& a = s.ensure_agent(*r->record);
+            if (a.sink == nullptr) {
+                ++s.attached_;
+            }
+            a.sink = sink;
+            a.credit = 0;  // API.md: 0 credit after `registered`
+            const std::string id = a.id;
+            s.serve(a, now);  // its long polls, if any
+            s.refresh_deadline();
+            done(r->record);
+            // Cancels it missed while disconnected, after `registered`.
+            agent_state* again = s.find_agent(id);
+            if (again != nullptr && again->sink == sink) {
+                for (const std::string& task_id : r->cancel) {
+                    sink->push_cancel(task_id);
+                }
+            }
+        });
+}
+
+void engine::detach(std::string_view agent_id, const agent_sink& sink) {
+    impl& s = *impl_;
+    agent_state* a = s.find_agent(agent_id);
+    if (a == nullptr || a->sink != &sink) {
+        return;
+    }
+    a->sink = nullptr;
+    a->credit = 0;
+    --s.attached_;
+    s.update_activity(*a);
+    s.maybe_forget(*a);
+}
+
+bool engine::ready(std::string_view agent_id, std::uint32_t slots, time_point now) {
+    impl& s = *impl_;
+    agent_state* a = s.find_agent(agent_id);
+    if (a == nullptr || a->sink == nullptr) {
+        return false;
+    }
+    a->credit = static_cast<std::uint32_t>(
+        std::min<std::uint64_t>(std::uint64_t{a->credit} + slots, a->room()));
+    s.serve(*a, now);
+    s.refresh_deadline();
+    return true;
+}
+
+}  // namespace pm_agent::core

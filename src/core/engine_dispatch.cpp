@@ -1,0 +1,153 @@
+// Dispatch: the per-agent mirror, claiming for an available consumer and handing the claimed
+// tasks to its WebSocket credit first, then to its long polls in arrival order.
+#include <algorithm>
+
+#include <boost/container/small_vector.hpp>
+
+#include "engine_state.hpp"
+
+namespace pm_agent::core {
+
+agent_state* engine::impl::find_agent(std::string_view id) {
+    auto it = agents_.find(id);
+    return it == agents_.end() ? nullptr : it->second.get();
+}
+
+agent_state& engine::impl::ensure_agent(const store::agent& rec) {
+    if (agent_state* a = find_agent(rec.id)) {
+        sync(*a, rec);
+        return *a;
+    }
+    auto owned = std::make_unique<agent_state>();
+    agent_state& a = *owned;
+    a.id = rec.id;
+    a.queues = rec.queues;
+    a.capabilities = rec.capabilities;
+    sync(a, rec);
+    dispatcher_.add(a.entry, a.queues, a.capabilities);
+    agents_.emplace(std::string_view(a.id), std::move(owned));
+    return a;
+}
+
+void engine::impl::sync(agent_state& a, const store::agent& rec) {
+    a.max_concurrency = rec.max_concurrency;
+    a.running = rec.running;
+    a.status = rec.status;
+    a.credit = std::min(a.credit, a.room());
+}
+
+void engine::impl::update_activity(agent_state& a) {
+    const bool available = a.status == store::agent_status::online && !a.claiming &&
+                           !a.doomed && a.room() > 0 && (a.credit > 0 || a.waiting_demand > 0);
+    dispatcher_.set_active(a.entry, available);
+}
+
+void engine::impl::maybe_forget(agent_state& a) {
+    if (a.sink == nullptr && a.waiters.empty() && a.status == store::agent_status::offline) {
+        destroy(a);
+    }
+}
+
+void engine::impl::destroy(agent_state& a) {
+    if (a.claiming) {
+        // The claim's callback still refers to this state; it finishes the job.
+        a.doomed = true;
+        update_activity(a);
+        return;
+    }
+    dispatcher_.remove(a.entry);
+    agents_.erase(std::string_view(a.id));
+}
+
+void engine::impl::serve(agent_state& a, time_point now) {
+    if (a.claiming || a.doomed) {
+        return;
+    }
+    const std::uint64_t demand = std::uint64_t{a.credit} + a.waiting_demand;
+    const std::uint64_t n =
+        a.status == store::agent_status::online ? std::min<std::uint64_t>(a.room(), demand) : 0;
+    if (n == 0) {
+        update_activity(a);
+        return;
+    }
+    // Out of the index while claiming: a consumer is never picked twice for one claim.
+    a.claiming = true;
+    update_activity(a);
+    store_.claim(a.id, n, now, [this, ap = &a, now](store::result<store::claim_outcome> r) {
+        on_claimed(ap, now, std::move(r));
+    });
+}
+
+void engine::impl::on_claimed(agent_state* ap, time_point now,
+                              store::result<store::claim_outcome> r) {
+    agent_state& a = *ap;
+    a.claiming = false;
+    if (a.doomed) {
+        destroy(a);
+        return;
+    }
+    using answer = std::pair<task_list_callback, std::span<const store::task* const>>;
+    boost::container::small_vector<answer, 2> answers;
+    std::vector<task_list_callback> expired;
+    if (!r) {
+        // The store failed (unavailable): end the long polls now rather than at their deadline.
+        end_waiters(a, expired);
+        update_activity(a);
+        for (task_list_callback& cb : expired) {
+            cb(r.err());
+        }
+        return;
+    }
+    sync(a, *r->claimer);
+    const std::span<const store::task* const> tasks = r->tasks;
+    std::size_t i = 0;
+    for (; i < tasks.size() && a.sink != nullptr && a.credit > 0; ++i) {
+        --a.credit;
+        a.sink->push_task(*tasks[i]);
+    }
+    while (i < tasks.size() && !a.waiters.empty()) {
+        const std::size_t k = std::min<std::size_t>(waiters_.at(a.waiters.front()).max_tasks,
+                                                    tasks.size() - i);
+        answers.emplace_back(remove_waiter(a.waiters.front()), tasks.subspan(i, k));
+        i += k;
+    }
+    // With an asynchronous store the sink or the long polls may have gone while the claim was
+    // in flight; tasks nobody received (i < size) come back when their lease expires.
+    counters_.dispatched += i;
+    if (observer_ != nullptr) {
+        for (std::size_t j = 0; j < i; ++j) {
+            observer_->on_dispatched(now - tasks[j]->ready_at);
+        }
+    }
+    expired = take_expired_waiters(a, now);
+    update_activity(a);
+    // User code runs last, when the engine's state is consistent again.
+    for (answer& ans : answers) {
+        ans.first(ans.second);
+    }
+    for (task_list_callback& cb : expired) {
+        cb(std::span<const store::task* const>());
+    }
+}
+
+void engine::impl::dispatch_pending(std::string_view queue, std::span<const std::string> caps,
+                                    time_point now) {
+    if (dispatcher::entry* e = dispatcher_.pick(queue, caps)) {
+        serve(*static_cast<agent_state*>(e->owner()), now);
+    }
+}
+
+void engine::impl::release_slot(agent_state& a, std::string_view cancelled_task) {
+    if (a.running > 0) {
+        --a.running;
+    }
+    if (a.sink != nullptr) {
+        // The slot comes back as credit (running + credit stays what the agent granted).
+        a.credit = std::min(a.credit + 1, a.room());
+        if (!cancelled_task.empty()) {
+            a.sink->push_cancel(cancelled_task);
+        }
+    }
+}
+
+}  // namespace pm_agent::core

@@ -1,0 +1,106 @@
+#pragma once
+// The engine's private state (engine::impl), shared by the engine_*.cpp files.
+//
+// Per agent the engine mirrors what dispatch needs (queues, capabilities, max_concurrency,
+// status, running) in an agent_state, kept from store outcomes: every change of an agent's
+// running count goes through an engine operation, so with the memory store the mirror is exact
+// and a picked consumer always gets the task it was picked for. An agent_state exists while
+// the agent is attached, has long polls, or is online after having been seen; it goes away on
+// deregistration or when the agent is offline with neither.
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <set>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "pm_agent/core/dispatcher.hpp"
+#include "pm_agent/core/engine.hpp"
+#include "pm_agent/core/ids.hpp"
+
+namespace pm_agent::core {
+
+using task_list_callback = callback<std::span<const store::task* const>>;
+
+struct waiter {
+    std::string agent_id;
+    std::uint32_t max_tasks = 1;
+    time_point deadline{};
+    task_list_callback done;
+    bool linked = false;  // in its agent_state's queue (false until the agent is known)
+};
+
+struct agent_state {
+    agent_state() : entry(this) {}
+
+    std::string id;
+    std::vector<std::string> queues;
+    std::vector<std::string> capabilities;
+    std::uint32_t max_concurrency = 1;
+    std::uint32_t running = 0;
+    store::agent_status status = store::agent_status::online;
+    agent_sink* sink = nullptr;
+    std::uint32_t credit = 0;
+    std::vector<request_id> waiters;  // FIFO
+    std::uint64_t waiting_demand = 0;  // sum of max_tasks over waiters
+    bool claiming = false;  // a claim is in flight: not a consumer until it completes
+    bool doomed = false;    // to be destroyed when the claim in flight completes
+    dispatcher::entry entry;
+
+    std::uint32_t room() const { return running >= max_concurrency ? 0 : max_concurrency - running; }
+};
+
+struct engine::impl {
+    impl(store::store& st, engine_options opts, random_source& random);
+
+    // engine_dispatch.cpp
+    agent_state* find_agent(std::string_view id);
+    agent_state& ensure_agent(const store::agent& rec);
+    void sync(agent_state& a, const store::agent& rec);
+    void update_activity(agent_state& a);
+    void maybe_forget(agent_state& a);
+    void destroy(agent_state& a);
+    void serve(agent_state& a, time_point now);
+    void on_claimed(agent_state* a, time_point now, store::result<store::claim_outcome> r);
+    void dispatch_pending(std::string_view queue, std::span<const std::string> caps,
+                          time_point now);
+    // A task left the agent: one slot free again (credit for a WebSocket agent), and a cancel
+    // pushed when `cancelled_task` is not empty. The caller serves the agent afterwards.
+    void release_slot(agent_state& a, std::string_view cancelled_task);
+
+    // engine_requests.cpp (long polls). remove_waiter hands back the callback uncalled.
+    void link_waiter(agent_state& a, request_id id);
+    std::vector<task_list_callback> take_expired_waiters(agent_state& a, time_point now);
+    task_list_callback remove_waiter(request_id id);
+    void end_waiters(agent_state& a, std::vector<task_list_callback>& out);
+    void start_request(agent_state& a, request_id id, time_point now);
+
+    // engine.cpp
+    time_point next_deadline() const;
+    // Reports a new earliest deadline to the timer hook.
+    void refresh_deadline();
+    void on_reaped(time_point now, store::result<store::reap_outcome> r);
+    void count_release(const store::released_task& r);
+
+    store::store& store_;
+    engine_options opts_;
+    random_source& rng_;
+    id_generator ids_;
+    task_defaults defaults_;
+    dispatcher dispatcher_;
+    std::unordered_map<std::string_view, std::unique_ptr<agent_state>> agents_;
+    std::unordered_map<request_id, waiter> waiters_;
+    std::set<std::pair<time_point, request_id>> waiter_deadlines_;
+    request_id next_request_ = 1;
+    engine_counters counters_;
+    engine_observer* observer_ = nullptr;
+    std::size_t attached_ = 0;
+    store::unique_function<void(time_point)> timer_hook_;
+    time_point announced_ = time_point::max();
+};
+
+}  // namespace pm_agent::core

@@ -1,0 +1,62 @@
+#include "pm_agent/store/types.hpp"
+
+#include <algorithm>
+#include <array>
+
+
+namespace pm_agent::store {
+
+namespace {
+
+constexpr std::array<std::string_view, k_task_status_count> k_task_status_names{
+    "pending", "scheduled", "assigned", "running", "succeeded", "failed", "dead", "cancelled"};
+
+constexpr std::array<std::string_view, k_agent_status_count> k_agent_status_names{
+    "online", "offline", "draining"};
+
+}  // namespace
+
+std::string_view to_string(task_status s) { return k_task_status_names[static_cast<std::size_t>(s)]; }
+
+std::optional<task_status> parse_task_status(std::string_view s) {
+    for (std::size_t i = 0; i < k_task_status_names.size(); ++i) {
+        if (k_task_status_names[i] == s) {
+            return static_cast<task_status>(i);
+        }
+    }
+    return std::nullopt;
+}
+
+bool is_finished(task_status s) {
+    return s == task_status::succeeded || s == task_status::failed || s == task_status::dead ||
+           s == task_status::cancelled;
+}
+
+bool is_held(task_status s) { return s == task_status::assigned || s == task_status::running; }
+
+std::string_view to_string(agent_status s) {
+    return k_agent_status_names[static_cast<std::size_t>(s)];
+}
+
+std::optional<agent_status> parse_agent_status(std::string_view s) {
+    for (std::size_t i = 0; i < k_agent_status_names.size(); ++i) {
+        if (k_agent_status_names[i] == s) {
+            return static_cast<agent_status>(i);
+        }
+    }
+    return std::nullopt;
+}
+
+void normalize_names(std::vector<std::string>& names) {
+    std::sort(names.begin(), names.end());
+    names.erase(std::unique(names.begin(), names.end()), names.end());
+}
+
+bool is_subset(std::span<const std::string> needed, std::span<const std::string> have) {
+    if (needed.size() > have.size()) {
+        return false;
+    }
+    return std::includes(have.begin(), have.end(), needed.begin(), needed.end());
+}
+
+}  // namespace pm_agent::store
