@@ -231,7 +231,8 @@ upgrade_result upgrade_agent_socket(service_state& s, const route_match& match,
         // answered 401 at the upgrade.
         bool checked = false;
         if (!token.empty() || !s.auth.enforced(token_kind::registration)) {
-            switch (s.auth.check(token, token_kind::registration)) {
+            const bool agent_token = s.agent_tokens.contains(digest_token(token));
+            switch (s.auth.check(token, token_kind::registration, agent_token)) {
                 case auth_outcome::allowed:
                     checked = true;
                     break;
@@ -254,7 +255,10 @@ upgrade_result upgrade_agent_socket(service_state& s, const route_match& match,
     }
     auto it = s.agent_tokens.find(digest_token(token));
     if (it == s.agent_tokens.end()) {
-        result.refusal = error_response(401, "unauthorized", "unknown agent token");
+        // A valid token of another kind is 403, as on the REST routes.
+        result.refusal = s.auth.kind_of(token)
+                             ? error_response(403, "forbidden", "this endpoint needs the agent's own token")
+                             : error_response(401, "unauthorized", "unknown agent token");
         return result;
     }
     if (it->second != match.param) {

@@ -13,7 +13,8 @@ bool dispatcher::caps_less::operator()(std::span<const std::string> a,
 
 dispatcher::~dispatcher() = default;
 
-dispatcher::group& dispatcher::group_for(std::string_view queue, std::span<const std::string> caps) {
+dispatcher::group& dispatcher::group_for(std::string_view queue,
+                                         std::span<const std::string> caps) {
     auto qit = queues_.find(queue);
     if (qit == queues_.end()) {
         auto q = std::make_unique<queue_groups>();
@@ -55,7 +56,7 @@ void dispatcher::remove(entry& e) {
             queue_groups& q = *g.queue;
             q.groups.erase(q.groups.find(std::span<const std::string>(g.caps)));
             if (q.groups.empty()) {
-                queues_.erase(std::string_view(q.name));
+                queues_.erase(queues_.find(q.name));  // the key views q.name
             }
         }
     }
@@ -110,12 +111,19 @@ dispatcher::entry* dispatcher::pick(std::string_view queue,
     if (it == queues_.end()) {
         return nullptr;
     }
-    for (group* g : it->second->active) {
-        if (store::is_subset(required, g->caps)) {
-            return g->head->self;
+    // Best fit: the matching group with the fewest capabilities, so that agents with rare
+    // capabilities stay free for the tasks that need them.
+    const group* best = nullptr;
+    for (const group* g : it->second->active) {
+        if ((best == nullptr || g->caps.size() < best->caps.size()) &&
+            store::is_subset(required, g->caps)) {
+            best = g;
+            if (best->caps.size() == required.size()) {
+                break;  // an exact fit cannot be beaten
+            }
         }
     }
-    return nullptr;
+    return best == nullptr ? nullptr : best->head->self;
 }
 
 }  // namespace pm_agent::core

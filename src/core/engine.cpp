@@ -94,14 +94,13 @@ void engine::impl::on_reaped(time_point now, store::result<store::reap_outcome> 
 
 time_point engine::tick(time_point now) {
     impl& s = *impl_;
-    s.store_.reap(now, [&s, now](store::result<store::reap_outcome> r) {
-        s.on_reaped(now, std::move(r));
-    });
+    s.store_.reap(
+        now, [&s, now](store::result<store::reap_outcome> r) { s.on_reaped(now, std::move(r)); });
     // Long polls past their deadline end empty (unless a claim for them is in flight: its
     // completion answers them).
     std::vector<request_id> due;
-    for (auto it = s.waiter_deadlines_.begin();
-         it != s.waiter_deadlines_.end() && it->first <= now; ++it) {
+    for (auto it = s.waiter_deadlines_.begin(); it != s.waiter_deadlines_.end() && it->first <= now;
+         ++it) {
         due.push_back(it->second);
     }
     std::vector<task_list_callback> expired;
@@ -134,10 +133,20 @@ void engine::set_timer_hook(store::unique_function<void(time_point)> hook) {
     impl_->timer_hook_ = std::move(hook);
 }
 
-void engine::set_observer(engine_observer* observer) { impl_->observer_ = observer; }
+void engine::set_observer(engine_observer* observer) {
+    impl_->observer_ = observer;
+}
 
-const engine_counters& engine::counters() const { return impl_->counters_; }
+const engine_counters& engine::counters() const {
+    return impl_->counters_;
+}
 
-std::size_t engine::attached_agents() const { return impl_->attached_; }
+std::size_t engine::attached_agents() const {
+    return impl_->attached_;
+}
+
+std::size_t engine::tracked_agents() const {
+    return impl_->agents_.size();
+}
 
 }  // namespace pm_agent::core

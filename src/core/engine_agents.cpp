@@ -16,55 +16,54 @@ void engine::register_agent(agent_spec spec, time_point now, callback<registrati
     checked->id = s.ids_.next_agent_id();
     std::string token = generate_token(s.rng_);
     checked->token_hash = hash_token(token);
-    s.store_.register_agent(
-        std::move(*checked), now,
-        [&s, token = std::move(token), done = std::move(done)](
-            store::result<const store::agent*> r) mutable {
-            if (!r) {
-                return done(std::move(r).err());
-            }
-            s.refresh_deadline();
-            done(registration{*r, std::move(token)});
-        });
+    s.store_.register_agent(std::move(*checked), now,
+                            [&s, token = std::move(token),
+                             done = std::move(done)](store::result<const store::agent*> r) mutable {
+                                if (!r) {
+                                    return done(std::move(r).err());
+                                }
+                                s.refresh_deadline();
+                                done(registration{*r, std::move(token)});
+                            });
 }
 
 void engine::authenticate(std::string_view agent_id, std::string_view token,
                           callback<const store::agent*> done) {
-    impl_->store_.get_agent(
-        agent_id, [token = std::string(token), done = std::move(done)](
-                      store::result<const store::agent*> r) mutable {
-            // Same answer for an unknown id and a wrong token: ids cannot be probed.
-            if (!r || !token_matches(token, (*r)->token_hash)) {
-                return done(store::error{store::errc::unauthorized, "unknown agent or bad token"});
-            }
-            done(*r);
-        });
+    impl_->store_.get_agent(agent_id, [token = std::string(token), done = std::move(done)](
+                                          store::result<const store::agent*> r) mutable {
+        // Same answer for an unknown id and a wrong token: ids cannot be probed.
+        if (!r || !token_matches(token, (*r)->token_hash)) {
+            return done(store::error{store::errc::unauthorized, "unknown agent or bad token"});
+        }
+        done(*r);
+    });
 }
 
 void engine::heartbeat(std::string_view agent_id, std::optional<store::agent_status> status,
                        time_point now, callback<std::vector<std::string>> done) {
     impl& s = *impl_;
-    s.store_.heartbeat(agent_id, status, now,
-                       [&s, now, done = std::move(done)](
-                           store::result<store::heartbeat_outcome> r) mutable {
-                           if (!r) {
-                               return done(std::move(r).err());
-                           }
-                           if (agent_state* a = s.find_agent(r->record->id)) {
-                               s.sync(*a, *r->record);
-                               s.serve(*a, now);  // back online or draining: (de)activates
-                           }
-                           s.refresh_deadline();
-                           done(std::move(r->cancel));
-                       });
+    s.store_.heartbeat(
+        agent_id, status, now,
+        [&s, now, done = std::move(done)](store::result<store::heartbeat_outcome> r) mutable {
+            if (!r) {
+                return done(std::move(r).err());
+            }
+            if (agent_state* a = s.find_agent(r->record->id)) {
+                s.sync(*a, *r->record);
+                s.clamp_credit(*a);
+                s.serve(*a, now);  // back online or draining: (de)activates
+            }
+            s.refresh_deadline();
+            done(std::move(r->cancel));
+        });
 }
 
 void engine::deregister(std::string_view agent_id, time_point now, callback<void> done) {
     impl& s = *impl_;
     s.store_.deregister_agent(
         agent_id, now,
-        [&s, now, id = std::string(agent_id), done = std::move(done)](
-            store::result<std::vector<store::released_task>> r) mutable {
+        [&s, now, id = std::string(agent_id),
+         done = std::move(done)](store::result<std::vector<store::released_task>> r) mutable {
             if (!r) {
                 return done(std::move(r).err());
             }
@@ -100,10 +99,18 @@ void engine::deregister(std::string_view agent_id, time_point now, callback<void
 void engine::attach(std::string_view agent_id, agent_sink& sink, time_point now,
                     callback<const store::agent*> done) {
     impl& s = *impl_;
+    std::string id(agent_id);
+    s.attaching_[id] = &sink;
     s.store_.heartbeat(
         agent_id, std::nullopt, now,
-        [&s, now, sink = &sink, done = std::move(done)](
-            store::result<store::heartbeat_outcome> r) mutable {
+        [&s, now, sink = &sink, id = std::move(id),
+         done = std::move(done)](store::result<store::heartbeat_outcome> r) mutable {
+            auto pending = s.attaching_.find(id);
+            if (pending == s.attaching_.end() || pending->second != sink) {
+                return done(store::error{store::errc::unavailable,
+                                         "the connection closed before it was attached"});
+            }
+            s.attaching_.erase(pending);
             if (!r) {
                 return done(std::move(r).err());
             }
@@ -112,8 +119,7 @@ void engine::attach(std::string_view agent_id, agent_sink& sink, time_point now,
                 ++s.attached_;
             }
             a.sink = sink;
-            a.credit = 0;  // API.md: 0 credit after `registered`
-            const std::string id = a.id;
+            a.credit = 0;     // API.md: 0 credit after `registered`
             s.serve(a, now);  // its long polls, if any
             s.refresh_deadline();
             done(r->record);
@@ -129,6 +135,10 @@ void engine::attach(std::string_view agent_id, agent_sink& sink, time_point now,
 
 void engine::detach(std::string_view agent_id, const agent_sink& sink) {
     impl& s = *impl_;
+    if (auto it = s.attaching_.find(std::string(agent_id));
+        it != s.attaching_.end() && it->second == &sink) {
+        s.attaching_.erase(it);
+    }
     agent_state* a = s.find_agent(agent_id);
     if (a == nullptr || a->sink != &sink) {
         return;

@@ -16,6 +16,7 @@ agent_state* engine::impl::find_agent(std::string_view id) {
 agent_state& engine::impl::ensure_agent(const store::agent& rec) {
     if (agent_state* a = find_agent(rec.id)) {
         sync(*a, rec);
+        clamp_credit(*a);
         return *a;
     }
     auto owned = std::make_unique<agent_state>();
@@ -24,6 +25,7 @@ agent_state& engine::impl::ensure_agent(const store::agent& rec) {
     a.queues = rec.queues;
     a.capabilities = rec.capabilities;
     sync(a, rec);
+    clamp_credit(a);
     dispatcher_.add(a.entry, a.queues, a.capabilities);
     agents_.emplace(std::string_view(a.id), std::move(owned));
     return a;
@@ -33,12 +35,15 @@ void engine::impl::sync(agent_state& a, const store::agent& rec) {
     a.max_concurrency = rec.max_concurrency;
     a.running = rec.running;
     a.status = rec.status;
+}
+
+void engine::impl::clamp_credit(agent_state& a) {
     a.credit = std::min(a.credit, a.room());
 }
 
 void engine::impl::update_activity(agent_state& a) {
-    const bool available = a.status == store::agent_status::online && !a.claiming &&
-                           !a.doomed && a.room() > 0 && (a.credit > 0 || a.waiting_demand > 0);
+    const bool available = a.status == store::agent_status::online && !a.claiming && !a.doomed &&
+                           a.room() > 0 && (a.credit > 0 || a.waiting_demand > 0);
     dispatcher_.set_active(a.entry, available);
 }
 
@@ -56,7 +61,7 @@ void engine::impl::destroy(agent_state& a) {
         return;
     }
     dispatcher_.remove(a.entry);
-    agents_.erase(std::string_view(a.id));
+    agents_.erase(agents_.find(a.id));  // by iterator: the key is a view into `a`
 }
 
 void engine::impl::serve(agent_state& a, time_point now) {
@@ -98,6 +103,7 @@ void engine::impl::on_claimed(agent_state* ap, time_point now,
         }
         return;
     }
+    // running now includes the claimed tasks, which the credit below pays for.
     sync(a, *r->claimer);
     const std::span<const store::task* const> tasks = r->tasks;
     std::size_t i = 0;
@@ -106,8 +112,8 @@ void engine::impl::on_claimed(agent_state* ap, time_point now,
         a.sink->push_task(*tasks[i]);
     }
     while (i < tasks.size() && !a.waiters.empty()) {
-        const std::size_t k = std::min<std::size_t>(waiters_.at(a.waiters.front()).max_tasks,
-                                                    tasks.size() - i);
+        const std::size_t k =
+            std::min<std::size_t>(waiters_.at(a.waiters.front()).max_tasks, tasks.size() - i);
         answers.emplace_back(remove_waiter(a.waiters.front()), tasks.subspan(i, k));
         i += k;
     }
@@ -119,6 +125,7 @@ void engine::impl::on_claimed(agent_state* ap, time_point now,
             observer_->on_dispatched(now - tasks[j]->ready_at);
         }
     }
+    clamp_credit(a);
     expired = take_expired_waiters(a, now);
     update_activity(a);
     // User code runs last, when the engine's state is consistent again.

@@ -35,8 +35,7 @@ task_list_callback engine::impl::remove_waiter(request_id id) {
     return done;
 }
 
-std::vector<task_list_callback> engine::impl::take_expired_waiters(agent_state& a,
-                                                                    time_point now) {
+std::vector<task_list_callback> engine::impl::take_expired_waiters(agent_state& a, time_point now) {
     std::vector<task_list_callback> out;
     for (std::size_t i = 0; i < a.waiters.size();) {
         if (waiters_.at(a.waiters[i]).deadline <= now) {
@@ -62,7 +61,8 @@ void engine::impl::start_request(agent_state& a, request_id id, time_point now) 
     // asynchronous store the claim may still be in flight; its completion answers instead.
     agent_state* again = find_agent(agent_id);
     auto it = waiters_.find(id);
-    if (again != nullptr && !again->claiming && it != waiters_.end() && it->second.deadline <= now) {
+    if (again != nullptr && !again->claiming && it != waiters_.end() &&
+        it->second.deadline <= now) {
         task_list_callback done = remove_waiter(id);
         update_activity(*again);
         maybe_forget(*again);
@@ -123,6 +123,8 @@ void engine::abandon_request(request_id id) {
     }
 }
 
-std::size_t engine::waiting_requests() const { return impl_->waiters_.size(); }
+std::size_t engine::waiting_requests() const {
+    return impl_->waiters_.size();
+}
 
 }  // namespace pm_agent::core

@@ -45,13 +45,15 @@ struct agent_state {
     store::agent_status status = store::agent_status::online;
     agent_sink* sink = nullptr;
     std::uint32_t credit = 0;
-    std::vector<request_id> waiters;  // FIFO
+    std::vector<request_id> waiters;   // FIFO
     std::uint64_t waiting_demand = 0;  // sum of max_tasks over waiters
-    bool claiming = false;  // a claim is in flight: not a consumer until it completes
-    bool doomed = false;    // to be destroyed when the claim in flight completes
+    bool claiming = false;             // a claim is in flight: not a consumer until it completes
+    bool doomed = false;               // to be destroyed when the claim in flight completes
     dispatcher::entry entry;
 
-    std::uint32_t room() const { return running >= max_concurrency ? 0 : max_concurrency - running; }
+    std::uint32_t room() const {
+        return running >= max_concurrency ? 0 : max_concurrency - running;
+    }
 };
 
 struct engine::impl {
@@ -60,7 +62,8 @@ struct engine::impl {
     // engine_dispatch.cpp
     agent_state* find_agent(std::string_view id);
     agent_state& ensure_agent(const store::agent& rec);
-    void sync(agent_state& a, const store::agent& rec);
+    void sync(agent_state& a, const store::agent& rec);  // leaves credit alone
+    void clamp_credit(agent_state& a);                   // credit <= room
     void update_activity(agent_state& a);
     void maybe_forget(agent_state& a);
     void destroy(agent_state& a);
@@ -93,6 +96,9 @@ struct engine::impl {
     task_defaults defaults_;
     dispatcher dispatcher_;
     std::unordered_map<std::string_view, std::unique_ptr<agent_state>> agents_;
+    // attach() calls whose store round trip is still in flight: a detach() meanwhile cancels
+    // the attach, so a closed connection's sink is never installed.
+    std::unordered_map<std::string, agent_sink*> attaching_;
     std::unordered_map<request_id, waiter> waiters_;
     std::set<std::pair<time_point, request_id>> waiter_deadlines_;
     request_id next_request_ = 1;

@@ -60,50 +60,49 @@ void engine::submit_batch(std::vector<task_spec> specs, time_point now,
         checked->id = s.ids_.next_task_id();
         tasks.push_back(std::move(*checked));
     }
-    s.store_.submit(std::move(tasks), now,
-                    [&s, now, done = std::move(done)](
-                        store::result<std::span<const store::submitted>> r) mutable {
-                        if (!r) {
-                            return done(std::move(r).err());
-                        }
-                        for (const store::submitted& entry : *r) {
-                            if (entry.created) {
-                                ++s.counters_.submitted;
-                            }
-                        }
-                        // Dispatch only after the whole batch is in, so the best tasks of it
-                        // go first.
-                        for (const store::submitted& entry : *r) {
-                            if (entry.created &&
-                                entry.record->status == store::task_status::pending) {
-                                s.dispatch_pending(entry.record->queue,
-                                                   entry.record->required_capabilities, now);
-                            }
-                        }
-                        s.refresh_deadline();
-                        done(*r);
-                    });
+    s.store_.submit(
+        std::move(tasks), now,
+        [&s, now,
+         done = std::move(done)](store::result<std::span<const store::submitted>> r) mutable {
+            if (!r) {
+                return done(std::move(r).err());
+            }
+            for (const store::submitted& entry : *r) {
+                if (entry.created) {
+                    ++s.counters_.submitted;
+                }
+            }
+            // Dispatch only after the whole batch is in, so the best tasks of it
+            // go first.
+            for (const store::submitted& entry : *r) {
+                if (entry.created && entry.record->status == store::task_status::pending) {
+                    s.dispatch_pending(entry.record->queue, entry.record->required_capabilities,
+                                       now);
+                }
+            }
+            s.refresh_deadline();
+            done(*r);
+        });
 }
 
 void engine::cancel(std::string_view task_id, time_point now, callback<const store::task*> done) {
     impl& s = *impl_;
-    s.store_.cancel(task_id, now,
-                    [&s, now, done = std::move(done)](
-                        store::result<store::cancel_outcome> r) mutable {
-                        if (!r) {
-                            return done(std::move(r).err());
-                        }
-                        ++s.counters_.cancelled;
-                        const store::task& t = *r->record;
-                        agent_state* holder =
-                            r->was_held && t.agent_id ? s.find_agent(*t.agent_id) : nullptr;
-                        if (holder != nullptr) {
-                            s.release_slot(*holder, t.id);
-                            s.serve(*holder, now);
-                        }
-                        s.refresh_deadline();
-                        done(&t);
-                    });
+    s.store_.cancel(
+        task_id, now,
+        [&s, now, done = std::move(done)](store::result<store::cancel_outcome> r) mutable {
+            if (!r) {
+                return done(std::move(r).err());
+            }
+            ++s.counters_.cancelled;
+            const store::task& t = *r->record;
+            agent_state* holder = r->was_held && t.agent_id ? s.find_agent(*t.agent_id) : nullptr;
+            if (holder != nullptr) {
+                s.release_slot(*holder, t.id);
+                s.serve(*holder, now);
+            }
+            s.refresh_deadline();
+            done(&t);
+        });
 }
 
 void engine::get_task(std::string_view task_id, callback<const store::task*> done) {
@@ -117,7 +116,9 @@ void engine::list_tasks(store::task_filter filter, callback<store::task_page> do
     impl_->store_.list_tasks(std::move(filter), std::move(done));
 }
 
-void engine::stats(callback<store::store_stats> done) { impl_->store_.stats(std::move(done)); }
+void engine::stats(callback<store::store_stats> done) {
+    impl_->store_.stats(std::move(done));
+}
 
 void engine::queue_depths(callback<std::vector<store::queue_depth>> done) {
     impl_->store_.queue_depths(std::move(done));

@@ -18,9 +18,13 @@ std::uint64_t mix(std::uint64_t z) {
 
 id_generator::id_generator(random_source& rng) : base_(rng.next_u64()) {}
 
-std::string id_generator::next_task_id() { return make('t'); }
+std::string id_generator::next_task_id() {
+    return make('t');
+}
 
-std::string id_generator::next_agent_id() { return make('a'); }
+std::string id_generator::next_agent_id() {
+    return make('a');
+}
 
 std::string id_generator::make(char prefix) {
     std::uint64_t v = mix(base_ + ++counter_);

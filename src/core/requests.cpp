@@ -16,7 +16,9 @@ error bad(std::string_view prefix, std::string_view field, std::string_view what
     return error{errc::bad_request, std::move(msg)};
 }
 
-bool valid_name(std::string_view s) { return !s.empty() && s.size() <= k_max_name_length; }
+bool valid_name(std::string_view s) {
+    return !s.empty() && s.size() <= k_max_name_length;
+}
 
 // Checks a list of names (capabilities, queues) and brings it to the sorted unique form.
 bool normalize_list(std::vector<std::string>& names) {

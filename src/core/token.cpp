@@ -7,8 +7,7 @@ namespace pm_agent::core {
 
 namespace {
 
-constexpr char k_base64url[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+constexpr char k_base64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 }  // namespace
 
@@ -18,7 +17,8 @@ std::string generate_token(random_source& rng) {
     std::string out;
     out.reserve(44);
     for (std::size_t i = 0; i < bytes.size(); i += 3) {
-        const unsigned v = (unsigned{bytes[i]} << 16) | (unsigned{bytes[i + 1]} << 8) | bytes[i + 2];
+        const unsigned v =
+            (unsigned{bytes[i]} << 16) | (unsigned{bytes[i + 1]} << 8) | bytes[i + 2];
         out += k_base64url[(v >> 18) & 63];
         out += k_base64url[(v >> 12) & 63];
         out += k_base64url[(v >> 6) & 63];

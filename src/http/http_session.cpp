@@ -315,8 +315,7 @@ asio::awaitable<void> run_http_session(transport_context& ctx, tcp::socket socke
         const bool keep_alive = req.keep_alive();
         auto request = to_api_request(req, peer);
         if (request.websocket_upgrade) {
-            co_await run_ws_session(ctx, std::move(socket), parser.release(), std::move(request),
-                                    over_limit);
+            start_ws_session(ctx, std::move(socket), parser.release(), request, over_limit);
             co_return;
         }
 

@@ -96,11 +96,13 @@ void log_coroutine_exception(std::exception_ptr error, const char* what);
 asio::awaitable<void> run_http_session(transport_context& ctx, tcp::socket socket,
                                        bool over_limit);
 
-/// Runs one WebSocket upgrade: asks the application (refusal answered over HTTP), accepts, then
-/// serves the connection until it closes. `over_limit`: accept and close at once with 1013.
-asio::awaitable<void> run_ws_session(transport_context& ctx, tcp::socket socket,
-                                     bhttp::request<bhttp::string_body> request,
-                                     api::http_request plain, bool over_limit);
+/// Takes over an upgrade request: asks the application, then spawns the coroutine that answers
+/// a refusal over HTTP, or accepts and serves the agent until it closes (`over_limit`: accept
+/// and close at once with 1013). The HTTP session ends right after, so its frame and buffers
+/// are not kept for the life of the agent.
+void start_ws_session(transport_context& ctx, tcp::socket socket,
+                      bhttp::request<bhttp::string_body> request, const api::http_request& plain,
+                      bool over_limit);
 
 /// Writes an api response on a plain HTTP stream (also used to refuse an upgrade).
 asio::awaitable<beast::error_code> write_response(transport_context& ctx,

@@ -15,7 +15,8 @@ std::chrono::milliseconds retry_delay(const config::queue_config& queue, int att
     }
     ceiling = std::min(ceiling, cap);
     jitter = std::clamp(jitter, 0.0, 1.0);
-    return milliseconds(static_cast<milliseconds::rep>(jitter * static_cast<double>(ceiling.count())));
+    return milliseconds(
+        static_cast<milliseconds::rep>(jitter * static_cast<double>(ceiling.count())));
 }
 
 }  // namespace pm_agent::store

@@ -237,7 +237,8 @@ void memory_store::erase_task(task_rec& rec) {
         tasks_by_key_.erase(std::string_view(*rec.t.idempotency_key));
     }
     queue_state& q = *rec.q;
-    tasks_.erase(rec.t.seq);
+    const std::uint64_t seq = rec.t.seq;
+    tasks_.erase(seq);
     pending_.release_queue_if_unused(q);
 }
 
@@ -248,7 +249,8 @@ void memory_store::erase_agent(agent_rec& rec) {
     --agent_counts_[static_cast<std::size_t>(rec.a.status)];
     agents_by_id_.erase(std::string_view(rec.a.id));
     std::vector<queue_state*> queues = std::move(rec.queues);
-    agents_.erase(rec.a.seq);
+    const std::uint64_t seq = rec.a.seq;
+    agents_.erase(seq);
     for (queue_state* q : queues) {
         --q->agent_refs;
         pending_.release_queue_if_unused(*q);
@@ -262,7 +264,8 @@ std::optional<time_point> memory_store::next_due() const {
             next = t;
         }
     };
-    for (const deadline_set* set : {&scheduled_, &timeouts_, &heartbeat_deadlines_, &lease_deadlines_}) {
+    for (const deadline_set* set :
+         {&scheduled_, &timeouts_, &heartbeat_deadlines_, &lease_deadlines_}) {
         if (!set->empty()) {
             consider(set->begin()->first);
         }

@@ -29,9 +29,9 @@ struct agent_rec;
 struct task_rec {
     task t;
     queue_state* q = nullptr;
-    bucket* b = nullptr;               // while pending
-    pending_map::iterator pending_it;  // while pending
-    agent_rec* holder = nullptr;       // while held
+    bucket* b = nullptr;                   // while pending
+    pending_map::iterator pending_it;      // while pending
+    agent_rec* holder = nullptr;           // while held
     std::optional<time_point> timeout_at;  // while held, when timeout_s > 0
     // As submitted, for comparing an idempotent repeat.
     std::optional<std::chrono::milliseconds> requested_delay;
@@ -49,7 +49,7 @@ struct agent_rec {
 using deadline_set = std::set<std::pair<time_point, std::uint64_t>>;
 
 class memory_store final : public store {
-public:
+  public:
     memory_store(const config::queue_config& queue, const config::agents_config& agents);
 
     void submit(std::vector<new_task> tasks, time_point now,
@@ -78,7 +78,7 @@ public:
     void reap(time_point now, callback<reap_outcome> done) override;
     std::optional<time_point> next_due() const override;
 
-private:
+  private:
     task_rec* find_task(std::string_view id);
     task_rec* find_task_by_key(std::string_view key);
     agent_rec* find_agent(std::string_view id);

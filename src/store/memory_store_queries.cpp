@@ -102,7 +102,8 @@ void memory_store::queue_depths(callback<std::vector<queue_depth>> done) {
     std::vector<queue_depth> out;
     out.reserve(pending_.queues().size());
     for (const auto& [name, q] : pending_.queues()) {
-        out.push_back(queue_depth{q->name, q->counts[static_cast<std::size_t>(task_status::pending)]});
+        out.push_back(
+            queue_depth{q->name, q->counts[static_cast<std::size_t>(task_status::pending)]});
     }
     std::sort(out.begin(), out.end(),
               [](const queue_depth& a, const queue_depth& b) { return a.queue < b.queue; });

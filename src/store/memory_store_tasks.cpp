@@ -51,9 +51,10 @@ void memory_store::submit(std::vector<new_task> tasks, time_point now,
         if (t.idempotency_key) {
             if (task_rec* rec = find_task_by_key(*t.idempotency_key)) {
                 if (!same_request(*rec, t)) {
-                    return done(error{errc::conflict,
-                                      at_index(tasks.size(), i,
-                                               "idempotency_key: already used with a different body")});
+                    return done(
+                        error{errc::conflict,
+                              at_index(tasks.size(), i,
+                                       "idempotency_key: already used with a different body")});
                 }
                 existing[i] = rec;
                 continue;
@@ -62,9 +63,11 @@ void memory_store::submit(std::vector<new_task> tasks, time_point now,
                 auto [it, inserted] = batch_keys.emplace(*t.idempotency_key, i);
                 if (!inserted) {
                     if (!same_request(tasks[it->second], t)) {
-                        return done(error{errc::conflict,
-                                          at_index(tasks.size(), i,
-                                                   "idempotency_key: used twice in the batch with different bodies")});
+                        return done(error{
+                            errc::conflict,
+                            at_index(
+                                tasks.size(), i,
+                                "idempotency_key: used twice in the batch with different bodies")});
                     }
                     same_as[i] = it->second;
                     continue;
@@ -73,12 +76,12 @@ void memory_store::submit(std::vector<new_task> tasks, time_point now,
         }
         ++creating;
     }
-    const std::uint64_t queued =
-        counts_[static_cast<std::size_t>(task_status::pending)] +
-        counts_[static_cast<std::size_t>(task_status::scheduled)];
+    const std::uint64_t queued = counts_[static_cast<std::size_t>(task_status::pending)] +
+                                 counts_[static_cast<std::size_t>(task_status::scheduled)];
     if (queued + creating > queue_cfg_.task_queue_size) {
-        return done(error{errc::queue_full, "queue is full: task_queue_size pending and scheduled "
-                                            "tasks reached"});
+        return done(error{errc::queue_full,
+                          "queue is full: task_queue_size pending and scheduled "
+                          "tasks reached"});
     }
     boost::container::small_vector<submitted, 4> out(tasks.size());
     for (std::size_t i = 0; i < tasks.size(); ++i) {
@@ -106,9 +109,9 @@ void memory_store::claim(std::string_view agent_id, std::size_t max, time_point 
     }
     boost::container::small_vector<const task*, 8> got;
     if (holder->a.status == agent_status::online) {
-        const std::size_t room = holder->a.max_concurrency - std::min<std::size_t>(
-                                                                holder->a.max_concurrency,
-                                                                holder->held.size());
+        const std::size_t room =
+            holder->a.max_concurrency -
+            std::min<std::size_t>(holder->a.max_concurrency, holder->held.size());
         const std::size_t n = std::min(max, room);
         for (std::size_t i = 0; i < n; ++i) {
             task_rec* rec = pending_.best(holder->queues, holder->a.capabilities);
@@ -184,8 +187,7 @@ void memory_store::fail(lease_ref lease, std::string error_text, bool retryable,
     done(&rec.t);
 }
 
-void memory_store::cancel(std::string_view task_id, time_point now,
-                          callback<cancel_outcome> done) {
+void memory_store::cancel(std::string_view task_id, time_point now, callback<cancel_outcome> done) {
     task_rec* rec = find_task(task_id);
     if (rec == nullptr) {
         return done(error{errc::not_found, "no such task"});

@@ -4,7 +4,6 @@
 // steady state: erase() extracts the node into a free list, insert() reuses one.
 
 #include <cstddef>
-#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -12,7 +11,7 @@ namespace pm_agent::store {
 
 template <class Container>
 class node_pool {
-public:
+  public:
     using iterator = typename Container::iterator;
     using node_type = typename Container::node_type;
 
@@ -49,19 +48,7 @@ public:
         }
     }
 
-    /// Changes the key of the element at `it` without allocating; returns its new position.
-    template <class Key>
-    iterator rekey(Container& c, iterator it, Key&& key) {
-        node_type node = c.extract(it);
-        if constexpr (requires { node.key(); }) {
-            node.key() = std::forward<Key>(key);
-        } else {
-            node.value() = std::forward<Key>(key);
-        }
-        return c.insert(std::move(node)).position;
-    }
-
-private:
+  private:
     std::vector<node_type> free_;
     std::size_t max_free_;
 };

@@ -41,7 +41,7 @@ queue_state* pending_index::find_queue(std::string_view name) {
 
 void pending_index::release_queue_if_unused(queue_state& q) {
     if (q.agent_refs == 0 && q.total() == 0) {
-        queues_.erase(std::string_view(q.name));
+        queues_.erase(queues_.find(q.name));  // the key views q.name
     }
 }
 

@@ -17,8 +17,8 @@
 #include <unordered_map>
 #include <vector>
 
-#include "pm_agent/store/store.hpp"
 #include "node_pool.hpp"
+#include "pm_agent/store/store.hpp"
 
 namespace pm_agent::store {
 
@@ -57,7 +57,7 @@ struct queue_state {
 };
 
 class pending_index {
-public:
+  public:
     pending_index() = default;
     pending_index(const pending_index&) = delete;
     pending_index& operator=(const pending_index&) = delete;
@@ -80,7 +80,7 @@ public:
         return queues_;
     }
 
-private:
+  private:
     void collect_empty_buckets(queue_state& q);
 
     std::unordered_map<std::string_view, std::unique_ptr<queue_state>> queues_;

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <array>
 
-
 namespace pm_agent::store {
 
 namespace {
@@ -16,7 +15,9 @@ constexpr std::array<std::string_view, k_agent_status_count> k_agent_status_name
 
 }  // namespace
 
-std::string_view to_string(task_status s) { return k_task_status_names[static_cast<std::size_t>(s)]; }
+std::string_view to_string(task_status s) {
+    return k_task_status_names[static_cast<std::size_t>(s)];
+}
 
 std::optional<task_status> parse_task_status(std::string_view s) {
     for (std::size_t i = 0; i < k_task_status_names.size(); ++i) {
@@ -32,7 +33,9 @@ bool is_finished(task_status s) {
            s == task_status::cancelled;
 }
 
-bool is_held(task_status s) { return s == task_status::assigned || s == task_status::running; }
+bool is_held(task_status s) {
+    return s == task_status::assigned || s == task_status::running;
+}
 
 std::string_view to_string(agent_status s) {
     return k_agent_status_names[static_cast<std::size_t>(s)];

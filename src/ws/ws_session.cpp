@@ -156,37 +156,39 @@ void configure(websocket::stream<tcp::socket>& ws, const server_options& options
 
 }  // namespace
 
-asio::awaitable<void> run_ws_session(transport_context& ctx, tcp::socket socket,
-                                     bhttp::request<bhttp::string_body> request,
-                                     api::http_request plain, bool over_limit) {
-    auto conn = std::make_shared<ws_connection_impl>(ctx, std::move(socket));
+namespace {
+
+/// Answers a refused upgrade over plain HTTP and closes.
+asio::awaitable<void> refuse_upgrade(transport_context& ctx,
+                                     std::shared_ptr<ws_connection_impl> conn,
+                                     api::http_response refusal, unsigned version,
+                                     std::string request_id) {
+    auto& socket = conn->stream().next_layer();
+    refusal.close = true;
+    co_await write_response(ctx, socket, refusal, version, false, false, request_id);
+    beast::error_code ignored;
+    socket.shutdown(tcp::socket::shutdown_send, ignored);
+}
+
+/// Past max_connections: complete the handshake only to say "try again later" (1013).
+asio::awaitable<void> refuse_over_limit(std::shared_ptr<ws_connection_impl> conn,
+                                        bhttp::request<bhttp::string_body> request) {
     auto& ws = conn->stream();
-    std::unique_ptr<api::ws_session> session;
-    if (!over_limit) {
-        auto decision = ctx.app.upgrade(plain, *conn);
-        if (decision.refusal) {
-            auto& refusal = *decision.refusal;
-            refusal.close = true;
-            co_await write_response(ctx, ws.next_layer(), refusal, request.version(), false, false,
-                                    plain.request_id);
-            beast::error_code ignored;
-            ws.next_layer().shutdown(tcp::socket::shutdown_send, ignored);
-            co_return;
-        }
-        session = std::move(decision.session);
+    auto [ec] = co_await ws.async_accept(request, k_tuple);
+    if (!ec) {
+        auto [close_ec] = co_await ws.async_close(
+            websocket::close_reason(websocket::close_code::try_again_later,
+                                    "connection limit reached"),
+            k_tuple);
     }
-    configure(ws, ctx.options);
-    if (!session) {
-        // Past max_connections: complete the handshake only to say "try again later" (1013).
-        auto [ec] = co_await ws.async_accept(request, k_tuple);
-        if (!ec) {
-            auto [close_ec] = co_await ws.async_close(
-                websocket::close_reason(websocket::close_code::try_again_later,
-                                        "connection limit reached"),
-                k_tuple);
-        }
-        co_return;
-    }
+}
+
+/// Serves an accepted agent connection until it closes. This frame lives as long as the agent:
+/// it holds only the connection, the session and the read loop's empty buffer.
+asio::awaitable<void> serve_ws(transport_context& ctx, std::shared_ptr<ws_connection_impl> conn,
+                               bhttp::request<bhttp::string_body> request,
+                               std::unique_ptr<api::ws_session> session) {
+    auto& ws = conn->stream();
     auto [accept_ec] = co_await ws.async_accept(request, k_tuple);
     if (accept_ec) {
         ctx.metrics.connection_errors.inc();
@@ -234,6 +236,31 @@ asio::awaitable<void> run_ws_session(transport_context& ctx, tcp::socket socket,
     ctx.metrics.ws_active.dec();
     ctx.metrics.ws_connection_duration.observe(
         std::chrono::duration<double>(clock::now() - started).count());
+}
+
+}  // namespace
+
+void start_ws_session(transport_context& ctx, tcp::socket socket,
+                      bhttp::request<bhttp::string_body> request, const api::http_request& plain,
+                      bool over_limit) {
+    auto conn = std::make_shared<ws_connection_impl>(ctx, std::move(socket));
+    auto on_error = [](std::exception_ptr e) { log_coroutine_exception(e, "ws session"); };
+    configure(conn->stream(), ctx.options);
+    if (over_limit) {
+        asio::co_spawn(ctx.ioc, refuse_over_limit(conn, std::move(request)), on_error);
+        return;
+    }
+    auto decision = ctx.app.upgrade(plain, *conn);
+    if (decision.refusal) {
+        asio::co_spawn(ctx.ioc,
+                       refuse_upgrade(ctx, conn, std::move(*decision.refusal), request.version(),
+                                      plain.request_id),
+                       on_error);
+        return;
+    }
+    asio::co_spawn(ctx.ioc,
+                   serve_ws(ctx, std::move(conn), std::move(request), std::move(decision.session)),
+                   on_error);
 }
 
 }  // namespace pm_agent::http

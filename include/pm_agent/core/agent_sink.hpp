@@ -12,7 +12,7 @@ namespace pm_agent::core {
 /// call back into the engine before returning. A `task` reference is valid only during the
 /// call (serialize it there).
 class agent_sink {
-public:
+  public:
     virtual ~agent_sink() = default;
     /// An assignment (`{"type":"task"}`): it used one slot of credit.
     virtual void push_task(const store::task& task) = 0;

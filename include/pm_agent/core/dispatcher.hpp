@@ -12,8 +12,10 @@
 ///   REST long poll waiting, that is online and below max_concurrency) are indexed here per
 ///   queue and grouped by their capability set; only groups with at least one such consumer are
 ///   visited. When a task becomes pending, pick() costs one hash lookup of the queue plus
-///   O(G·c) for G capability groups with available consumers in that queue. Consumers leave the
-///   index while they claim and re-enter at the tail, so work rotates round-robin.
+///   O(G·c) for G capability groups with available consumers in that queue. It picks best fit
+///   (the group with the fewest capabilities that still covers the task), so agents with rare
+///   capabilities stay free for tasks that need them. Consumers leave the index while they
+///   claim and re-enter at the tail, so work rotates round-robin within a group.
 /// - Deadlines (leases, agent silence, task timeouts, scheduled tasks, retention, long-poll
 ///   deadlines) are ordered sets walked from their front: a timer tick costs O(k log n) for
 ///   the k items due, never a scan.
@@ -36,10 +38,10 @@ namespace pm_agent::core {
 class dispatcher {
     struct group;
 
-public:
+  public:
     /// A consumer's membership, embedded in its owner (it must not move while added).
     class entry {
-    public:
+      public:
         explicit entry(void* owner) : owner_(owner) {}
         entry(const entry&) = delete;
         entry& operator=(const entry&) = delete;
@@ -49,7 +51,7 @@ public:
         /// True while pick() may return it.
         bool active() const { return active_; }
 
-    private:
+      private:
         friend class dispatcher;
         struct link {
             group* g = nullptr;
@@ -73,11 +75,11 @@ public:
     void remove(entry& e);
     /// Makes it available (appended at the tail of its groups) or not.
     void set_active(entry& e, bool active);
-    /// The longest-available active consumer of `queue` whose capabilities include `required`
-    /// (sorted); nullptr when none.
+    /// An active consumer of `queue` whose capabilities include `required` (sorted): from the
+    /// matching group with the fewest capabilities, the one available longest. nullptr: none.
     entry* pick(std::string_view queue, std::span<const std::string> required) const;
 
-private:
+  private:
     struct caps_less {
         using is_transparent = void;
         bool operator()(std::span<const std::string> a, std::span<const std::string> b) const;

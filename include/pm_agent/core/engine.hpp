@@ -10,11 +10,12 @@
 ///
 /// Wiring for the transport:
 /// - REST routes map 1:1 to operations below; errors carry API.md codes (store::errc).
-/// - WebSocket: after authenticating, attach(agent_id, sink) (answers `registered` in its
-///   callback); `ready` -> ready(); any frame or pong from the agent -> heartbeat(agent_id,
-///   nullopt, now) (leases are renewed by heartbeats); `progress`/`complete`/`fail` -> the
-///   task operations; connection gone -> detach(agent_id, sink). The engine pushes `task` and
-///   `cancel` through the sink.
+/// - WebSocket: after authenticating, attach(agent_id, sink) and send `registered` from its
+///   callback (ready() returns false until then); `ready` -> ready(); each pong and `heartbeat`
+///   message -> heartbeat(agent_id, nullopt, now) (liveness and lease renewal; other frames
+///   count as liveness too, but at most about once a second, not one store write per frame);
+///   `progress`/`complete`/`fail` -> the task operations; connection gone -> detach(agent_id,
+///   sink). The engine pushes `task` and `cancel` through the sink.
 /// - Timers: arm one timer at the time tick() returns (time_point::max(): none), and re-arm
 ///   when the timer hook reports an earlier deadline.
 
@@ -51,11 +52,11 @@ struct engine_options {
 
 /// Monotonic counters for /metrics (read them at scrape time).
 struct engine_counters {
-    std::uint64_t submitted = 0;      ///< tasks created (idempotent repeats excluded)
-    std::uint64_t dispatched = 0;     ///< assignments: pushes and long-poll answers
+    std::uint64_t submitted = 0;   ///< tasks created (idempotent repeats excluded)
+    std::uint64_t dispatched = 0;  ///< assignments: pushes and long-poll answers
     std::uint64_t succeeded = 0;
-    std::uint64_t retried = 0;        ///< reported failures scheduled for a retry
-    std::uint64_t dead = 0;           ///< tasks that went dead (failures or lost leases)
+    std::uint64_t retried = 0;  ///< reported failures scheduled for a retry
+    std::uint64_t dead = 0;     ///< tasks that went dead (failures or lost leases)
     std::uint64_t cancelled = 0;
     std::uint64_t lease_expired = 0;  ///< leases ended by lease_timeout or agent silence
     std::uint64_t timed_out = 0;      ///< leases ended by the task's timeout_s
@@ -65,7 +66,7 @@ struct engine_counters {
 
 /// Per-event hook for histograms (the dispatch latency).
 class engine_observer {
-public:
+  public:
     virtual ~engine_observer() = default;
     /// A task was assigned; `latency` is the time since it became pending.
     virtual void on_dispatched(std::chrono::nanoseconds latency) = 0;
@@ -81,7 +82,7 @@ struct registration {
 using request_id = std::uint64_t;
 
 class engine {
-public:
+  public:
     /// `st` and `rng` must outlive the engine.
     engine(store::store& st, engine_options options, random_source& rng);
     ~engine();
@@ -185,8 +186,11 @@ public:
     std::size_t attached_agents() const;
     /// Long polls waiting.
     std::size_t waiting_requests() const;
+    /// Agents the engine keeps dispatch state for (attached, polling, or online since it last
+    /// saw them); offline agents without a connection or poll are dropped. A debug gauge.
+    std::size_t tracked_agents() const;
 
-private:
+  private:
     struct impl;
     std::unique_ptr<impl> impl_;
 };

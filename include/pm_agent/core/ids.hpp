@@ -13,7 +13,7 @@ namespace pm_agent::core {
 
 /// Generates ids; one per engine.
 class id_generator {
-public:
+  public:
     /// Draws the per-process base from `rng`.
     explicit id_generator(random_source& rng);
     /// "t_..." for a task.
@@ -21,7 +21,7 @@ public:
     /// "a_..." for an agent.
     std::string next_agent_id();
 
-private:
+  private:
     std::string make(char prefix);
 
     std::uint64_t base_;

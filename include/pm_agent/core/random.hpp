@@ -9,7 +9,7 @@ namespace pm_agent::core {
 
 /// A source of random bytes. Used on the loop thread only.
 class random_source {
-public:
+  public:
     virtual ~random_source() = default;
     /// Fills `out` with random bytes.
     virtual void fill(std::span<unsigned char> out) = 0;
@@ -21,18 +21,18 @@ public:
 
 /// OpenSSL's CSPRNG (RAND_bytes): what the server uses.
 class crypto_random final : public random_source {
-public:
+  public:
     void fill(std::span<unsigned char> out) override;
 };
 
 /// A deterministic generator (splitmix64) for tests and benchmarks. Not for tokens in
 /// production: its output is predictable from the seed.
 class seeded_random final : public random_source {
-public:
+  public:
     explicit seeded_random(std::uint64_t seed) : state_(seed) {}
     void fill(std::span<unsigned char> out) override;
 
-private:
+  private:
     std::uint64_t state_;
 };
 

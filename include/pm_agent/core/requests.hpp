@@ -44,7 +44,7 @@ struct agent_spec {
 
 /// Defaults applied to a task_spec.
 struct task_defaults {
-    int max_attempts = 3;        ///< queue.max_attempts
+    int max_attempts = 3;         ///< queue.max_attempts
     std::uint32_t timeout_s = 0;  ///< 0: no execution timeout unless the task asks for one
 };
 

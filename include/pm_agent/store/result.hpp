@@ -36,9 +36,10 @@ struct error {
 /// A value or an error. Cheap on success: the error's message is only built on failure.
 template <class T>
 class [[nodiscard]] result {
-public:
-    result(T value) : v_(std::in_place_index<0>, std::move(value)) {}  // NOLINT: implicit on purpose
-    result(error e) : v_(std::in_place_index<1>, std::move(e)) {}       // NOLINT
+  public:
+    result(T value)
+        : v_(std::in_place_index<0>, std::move(value)) {}          // NOLINT: implicit on purpose
+    result(error e) : v_(std::in_place_index<1>, std::move(e)) {}  // NOLINT
     result(errc code, std::string message)
         : v_(std::in_place_index<1>, error{code, std::move(message)}) {}
 
@@ -59,14 +60,14 @@ public:
     const error& err() const& { return *std::get_if<1>(&v_); }
     error&& err() && { return std::move(*std::get_if<1>(&v_)); }
 
-private:
+  private:
     std::variant<T, error> v_;
 };
 
 /// The result of an operation that only succeeds or fails.
 template <>
 class [[nodiscard]] result<void> {
-public:
+  public:
     result() = default;
     result(error e) : err_(std::move(e)), failed_(true) {}  // NOLINT: implicit on purpose
     result(errc code, std::string message) : err_{code, std::move(message)}, failed_(true) {}
@@ -76,7 +77,7 @@ public:
     const error& err() const& { return err_; }
     error&& err() && { return std::move(err_); }
 
-private:
+  private:
     error err_;
     bool failed_ = false;
 };

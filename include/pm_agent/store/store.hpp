@@ -144,7 +144,7 @@ struct queue_depth {
 /// lease the caller does not hold or a finished task, queue_full past task_queue_size,
 /// bad_request for a bad cursor, unavailable/internal for back-end trouble.
 class store {
-public:
+  public:
     virtual ~store() = default;
 
     /// Creates tasks, all or nothing. A task is `scheduled` when its run_at (or now + delay)

@@ -20,7 +20,7 @@ class unique_function;
 /// See the file comment. Calling an empty unique_function is a programmer error.
 template <class R, class... Args>
 class unique_function<R(Args...)> {
-public:
+  public:
     /// 48 bytes hold a lambda capturing `this`, a std::string and a pointer or two, which is
     /// what the engine's continuations capture on the hot path.
     static constexpr std::size_t k_inline_size = 48;
@@ -69,7 +69,7 @@ public:
 
     R operator()(Args... args) { return ops_->invoke(buffer_, std::forward<Args>(args)...); }
 
-private:
+  private:
     struct ops_table {
         R (*invoke)(void*, Args&&...);
         void (*move)(void* dst, void* src) noexcept;  // leaves src destroyed
@@ -77,9 +77,9 @@ private:
     };
 
     template <class D>
-    static constexpr bool fits_inline = sizeof(D) <= k_inline_size &&
-                                        alignof(D) <= alignof(std::max_align_t) &&
-                                        std::is_nothrow_move_constructible_v<D>;
+    static constexpr bool fits_inline =
+        sizeof(D) <= k_inline_size &&
+        alignof(D) <= alignof(std::max_align_t) && std::is_nothrow_move_constructible_v<D>;
 
     template <class D>
     static constexpr ops_table inline_ops{
@@ -99,9 +99,7 @@ private:
         [](void* p, Args&&... a) -> R {
             return std::invoke(**std::launder(static_cast<D**>(p)), std::forward<Args>(a)...);
         },
-        [](void* dst, void* src) noexcept {
-            ::new (dst) D*(*std::launder(static_cast<D**>(src)));
-        },
+        [](void* dst, void* src) noexcept { ::new (dst) D*(*std::launder(static_cast<D**>(src))); },
         [](void* p) noexcept { delete *std::launder(static_cast<D**>(p)); },
     };
 

@@ -43,8 +43,7 @@ std::string engine_test::add_agent(std::vector<std::string> queues, std::vector<
 
 std::string engine_test::add_ws_agent(fake_sink& sink, std::uint32_t credit,
                                       std::vector<std::string> queues,
-                                      std::vector<std::string> caps,
-                                      std::int64_t max_concurrency) {
+                                      std::vector<std::string> caps, std::int64_t max_concurrency) {
     const std::string id = add_agent(std::move(queues), std::move(caps), max_concurrency);
     bool attached = false;
     engine_.attach(id, sink, now_, [&](store::result<const store::agent*> r) {
@@ -83,19 +82,19 @@ std::string engine_test::submit(std::string queue, int priority, std::vector<std
 std::shared_ptr<poll_result> engine_test::poll(const std::string& agent_id, std::size_t max_tasks,
                                                std::chrono::milliseconds wait, request_id* id) {
     auto out = std::make_shared<poll_result>();
-    const request_id rid = engine_.request_tasks(
-        agent_id, max_tasks, wait, now_,
-        [out](store::result<std::span<const store::task* const>> r) {
-            EXPECT_FALSE(out->answered) << "a long poll was answered twice";
-            out->answered = true;
-            if (!r) {
-                out->error = r.err();
-                return;
-            }
-            for (const store::task* t : *r) {
-                out->tasks.push_back(*t);
-            }
-        });
+    const request_id rid =
+        engine_.request_tasks(agent_id, max_tasks, wait, now_,
+                              [out](store::result<std::span<const store::task* const>> r) {
+                                  EXPECT_FALSE(out->answered) << "a long poll was answered twice";
+                                  out->answered = true;
+                                  if (!r) {
+                                      out->error = r.err();
+                                      return;
+                                  }
+                                  for (const store::task* t : *r) {
+                                      out->tasks.push_back(*t);
+                                  }
+                              });
     if (id != nullptr) {
         *id = rid;
     }
@@ -132,8 +131,9 @@ store::result<store::task> engine_test::cancel(const std::string& task_id) {
 store::result<std::vector<std::string>> engine_test::heartbeat(
     const std::string& agent_id, std::optional<store::agent_status> status) {
     std::optional<store::result<std::vector<std::string>>> out;
-    engine_.heartbeat(agent_id, status, now_,
-                      [&](store::result<std::vector<std::string>> r) { out.emplace(std::move(r)); });
+    engine_.heartbeat(agent_id, status, now_, [&](store::result<std::vector<std::string>> r) {
+        out.emplace(std::move(r));
+    });
     if (!out) {
         ADD_FAILURE() << "no callback";
         return store::error{store::errc::internal, "no callback"};

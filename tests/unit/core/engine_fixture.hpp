@@ -18,7 +18,7 @@ namespace pm_agent::core::testing {
 
 /// Records what the engine pushes to one WebSocket agent.
 class fake_sink final : public agent_sink {
-public:
+  public:
     void push_task(const store::task& task) override { tasks.push_back(task); }
     void push_cancel(std::string_view task_id) override { cancels.emplace_back(task_id); }
     void deregistered() override { ++deregistered_calls; }
@@ -44,7 +44,7 @@ struct poll_result {
 };
 
 class engine_test : public ::testing::Test {
-protected:
+  protected:
     static inline const time_point t0 = time_point(std::chrono::hours(24 * 365 * 50));
 
     static engine_options options() {

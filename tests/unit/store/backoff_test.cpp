@@ -6,7 +6,7 @@ namespace pm_agent::store {
 
 using std::chrono::milliseconds;
 
-TEST(retry_delay, DoublesFromTheBaseUpToTheCap) {
+TEST(store_retry_delay, DoublesFromTheBaseUpToTheCap) {
     config::queue_config q;
     q.retry_base = std::chrono::seconds(1);
     q.retry_max = std::chrono::seconds(10);
@@ -19,7 +19,7 @@ TEST(retry_delay, DoublesFromTheBaseUpToTheCap) {
     EXPECT_EQ(retry_delay(q, 1000, 0.999999), milliseconds(9999));
 }
 
-TEST(retry_delay, JitterSpansZeroToTheCeiling) {
+TEST(store_retry_delay, JitterSpansZeroToTheCeiling) {
     config::queue_config q;
     q.retry_base = std::chrono::seconds(2);
     q.retry_max = std::chrono::seconds(300);

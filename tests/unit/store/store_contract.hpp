@@ -52,7 +52,7 @@ struct heartbeat_copy {
 };
 
 class store_contract : public ::testing::TestWithParam<store_factory> {
-protected:
+  protected:
     /// A fixed, arbitrary origin for injected time.
     static inline const time_point t0 = time_point(std::chrono::hours(24 * 365 * 50));
 

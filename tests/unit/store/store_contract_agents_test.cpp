@@ -153,4 +153,18 @@ TEST_P(store_contract, StatsAndQueueDepthsCountByStatus) {
     EXPECT_EQ((*d)[1].pending, 0u);
 }
 
+TEST_P(store_contract, AQueueWithNoTasksAndNoAgentsLeavesTheStats) {
+    ASSERT_TRUE(register_agent(agent_spec("a_1", {"tmp"}), at(0)));
+    ASSERT_TRUE(submit_one(task_spec("t_1", "tmp"), at(0)));
+    ASSERT_TRUE(cancel("t_1", at(1)));
+    ASSERT_TRUE(deregister("a_1", at(2)));
+    ASSERT_TRUE(reap(at(601)));  // retention ends for the cancelled task
+    auto s = stats();
+    ASSERT_TRUE(s);
+    for (const auto& [queue, counts] : s->queues) {
+        EXPECT_NE(queue, "tmp");
+    }
+    EXPECT_TRUE(queue_depths()->empty());
+}
+
 }  // namespace pm_agent::store::testing

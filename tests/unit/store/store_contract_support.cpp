@@ -5,12 +5,14 @@ namespace pm_agent::store::testing {
 
 namespace {
 
-task copy_task(const task* t) { return *t; }
+task copy_task(const task* t) {
+    return *t;
+}
 
 }  // namespace
 
 result<std::vector<submitted_copy>> store_contract::submit(std::vector<new_task> tasks,
-                                                          time_point now) {
+                                                           time_point now) {
     return await<std::vector<submitted_copy>, std::span<const submitted>>(
         [&](auto cb) { store_->submit(std::move(tasks), now, std::move(cb)); },
         [](std::span<const submitted> s) {
@@ -62,7 +64,10 @@ std::vector<std::string> store_contract::claim_ids(std::string_view agent_id, st
 result<task> store_contract::start(std::string_view task_id, std::string_view agent_id,
                                    time_point now) {
     return await<task, const task*>(
-        [&](auto cb) { store_->start({task_id, agent_id}, now, std::move(cb)); }, copy_task);
+        [&](auto cb) {
+            store_->start({task_id, agent_id}, now, std::move(cb));
+        },
+        copy_task);
 }
 
 result<task> store_contract::progress(std::string_view task_id, std::string_view agent_id,
@@ -98,7 +103,9 @@ result<task> store_contract::fail(std::string_view task_id, std::string_view age
 result<cancel_copy> store_contract::cancel(std::string_view task_id, time_point now) {
     return await<cancel_copy, cancel_outcome>(
         [&](auto cb) { store_->cancel(task_id, now, std::move(cb)); },
-        [](const cancel_outcome& o) { return cancel_copy{*o.record, o.was_held}; });
+        [](const cancel_outcome& o) {
+            return cancel_copy{*o.record, o.was_held};
+        });
 }
 
 result<task> store_contract::get_task(std::string_view task_id) {
@@ -158,9 +165,8 @@ result<std::vector<released_task>> store_contract::deregister(std::string_view a
 }
 
 result<reap_outcome> store_contract::reap(time_point now) {
-    return await<reap_outcome, reap_outcome>(
-        [&](auto cb) { store_->reap(now, std::move(cb)); },
-        [](reap_outcome& o) { return std::move(o); });
+    return await<reap_outcome, reap_outcome>([&](auto cb) { store_->reap(now, std::move(cb)); },
+                                             [](reap_outcome& o) { return std::move(o); });
 }
 
 }  // namespace pm_agent::store::testing

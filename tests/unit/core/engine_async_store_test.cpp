@@ -1,0 +1,214 @@
+// Engine over an asynchronous store: the same code, with every store answer arriving later.
+#include "deferred_store.hpp"
+#include "engine_fixture.hpp"
+
+namespace pm_agent::core::testing {
+
+using std::chrono::milliseconds;
+using ids = std::vector<std::string>;
+
+class engine_async_test : public ::testing::Test {
+  protected:
+    static inline const time_point t0 = time_point(std::chrono::hours(24 * 365 * 50));
+
+    engine_async_test()
+        : memory_(store::make_memory_store(opts().queue, opts().agents)),
+          deferred_(*memory_),
+          rng_(3),
+          engine_(deferred_, opts(), rng_) {}
+
+    static engine_options opts() {
+        engine_options o;
+        o.agents.heartbeat_timeout = std::chrono::seconds(45);
+        o.agents.lease_timeout = std::chrono::seconds(60);
+        return o;
+    }
+
+    std::string add_agent(std::int64_t max_concurrency) {
+        agent_spec spec;
+        spec.name = "w";
+        spec.max_concurrency = max_concurrency;
+        std::string id;
+        engine_.register_agent(std::move(spec), now_, [&](store::result<registration> r) {
+            ASSERT_TRUE(r);
+            id = r->agent->id;
+        });
+        EXPECT_TRUE(id.empty());  // not before the store answered
+        deferred_.run();
+        return id;
+    }
+
+    std::string attach(fake_sink& sink, std::int64_t max_concurrency) {
+        const std::string id = add_agent(max_concurrency);
+        bool attached = false;
+        engine_.attach(id, sink, now_, [&](store::result<const store::agent*> r) {
+            ASSERT_TRUE(r);
+            attached = true;
+        });
+        deferred_.run();
+        EXPECT_TRUE(attached);
+        return id;
+    }
+
+    void submit(std::vector<std::string>* out = nullptr) {
+        task_spec spec;
+        spec.type = "work";
+        engine_.submit(std::move(spec), now_, [out](store::result<store::submitted> r) {
+            ASSERT_TRUE(r);
+            if (out != nullptr) {
+                out->push_back(r->record->id);
+            }
+        });
+    }
+
+    time_point now_ = t0;
+    std::unique_ptr<store::store> memory_;
+    deferred_store deferred_;
+    seeded_random rng_;
+    engine engine_;
+};
+
+TEST_F(engine_async_test, PushAndCreditFlowWhenTheStoreAnswersLater) {
+    fake_sink sink;
+    const std::string a = attach(sink, 1);
+    ASSERT_TRUE(engine_.ready(a, 1, now_));
+    deferred_.run();
+    std::vector<std::string> tasks;
+    submit(&tasks);
+    submit(&tasks);
+    EXPECT_TRUE(tasks.empty());
+    deferred_.run();
+    ASSERT_EQ(tasks.size(), 2u);
+    ASSERT_EQ(sink.task_ids(), ids{tasks[0]});
+    bool completed = false;
+    engine_.complete({tasks[0], a}, nullptr, now_,
+                     [&](store::result<const store::task*> r) { completed = r.ok(); });
+    EXPECT_FALSE(completed);
+    deferred_.run();
+    EXPECT_TRUE(completed);
+    EXPECT_EQ(sink.task_ids(), (ids{tasks[0], tasks[1]}));
+}
+
+TEST_F(engine_async_test, LongPollOfAnAgentNotSeenBefore) {
+    const std::string a = add_agent(2);
+    std::vector<std::string> got;
+    bool answered = false;
+    engine_.request_tasks(a, 2, milliseconds(30000), now_,
+                          [&](store::result<std::span<const store::task* const>> r) {
+                              ASSERT_TRUE(r);
+                              answered = true;
+                              for (const store::task* t : *r) {
+                                  got.push_back(t->id);
+                              }
+                          });
+    deferred_.run();
+    EXPECT_FALSE(answered);
+    EXPECT_EQ(engine_.waiting_requests(), 1u);
+    std::vector<std::string> tasks;
+    submit(&tasks);
+    deferred_.run();
+    ASSERT_TRUE(answered);
+    EXPECT_EQ(got, tasks);
+}
+
+TEST_F(engine_async_test, APollWhoseClaimIsInFlightAtItsDeadlineGetsTheClaimedTasks) {
+    const std::string a = add_agent(1);
+    std::optional<std::size_t> got;
+    engine_.request_tasks(a, 1, milliseconds(10000), now_,
+                          [&](store::result<std::span<const store::task* const>> r) {
+                              ASSERT_TRUE(r);
+                              got = r->size();
+                          });
+    deferred_.run();
+    submit();
+    ASSERT_TRUE(deferred_.run_one());  // the submission; the claim for the poll is now queued
+    EXPECT_EQ(deferred_.queued(), 1u);
+    now_ += milliseconds(10000);
+    engine_.tick(now_);
+    EXPECT_FALSE(got);  // not answered empty while its claim is in flight
+    deferred_.run();
+    EXPECT_EQ(got, 1u);
+}
+
+TEST_F(engine_async_test, AbandonedWhileTheAgentLookupIsInFlight) {
+    const std::string a = add_agent(1);
+    bool answered = false;
+    const request_id id = engine_.request_tasks(
+        a, 1, milliseconds(30000), now_,
+        [&](store::result<std::span<const store::task* const>>) { answered = true; });
+    engine_.abandon_request(id);
+    deferred_.run();
+    std::vector<std::string> tasks;
+    submit(&tasks);
+    deferred_.run();
+    EXPECT_FALSE(answered);
+    EXPECT_EQ(engine_.waiting_requests(), 0u);
+    std::optional<store::task_status> status;
+    engine_.get_task(tasks.at(0),
+                     [&](store::result<const store::task*> r) { status = (*r)->status; });
+    deferred_.run();
+    EXPECT_EQ(status, store::task_status::pending);
+}
+
+TEST_F(engine_async_test, AFailingClaimEndsTheLongPollWithTheError) {
+    const std::string a = add_agent(1);
+    deferred_.fail_claims = true;
+    std::optional<store::errc> code;
+    engine_.request_tasks(a, 1, milliseconds(30000), now_,
+                          [&](store::result<std::span<const store::task* const>> r) {
+                              code = r ? std::optional<store::errc>() : r.err().code;
+                          });
+    deferred_.run();
+    EXPECT_EQ(code, store::errc::unavailable);
+    EXPECT_EQ(engine_.waiting_requests(), 0u);
+}
+
+TEST_F(engine_async_test, ADetachBeforeTheAttachCompletesWins) {
+    const std::string a = add_agent(1);
+    fake_sink sink;
+    std::optional<store::errc> code;
+    engine_.attach(a, sink, now_, [&](store::result<const store::agent*> r) {
+        code = r ? std::optional<store::errc>() : r.err().code;
+    });
+    engine_.detach(a, sink);
+    deferred_.run();
+    EXPECT_EQ(code, store::errc::unavailable);
+    EXPECT_EQ(engine_.attached_agents(), 0u);
+    EXPECT_FALSE(engine_.ready(a, 1, now_));
+    submit();
+    deferred_.run();
+    EXPECT_TRUE(sink.tasks.empty());
+}
+
+TEST_F(engine_async_test, DeregisterWhileAClaimIsInFlight) {
+    fake_sink sink;
+    const std::string a = attach(sink, 2);
+    bool deregistered = false;
+    engine_.deregister(a, now_, [&](store::result<void> r) { deregistered = r.ok(); });
+    ASSERT_TRUE(engine_.ready(a, 2, now_));  // its claim is queued behind the deregistration
+    EXPECT_EQ(deferred_.queued(), 2u);
+    deferred_.run();
+    EXPECT_TRUE(deregistered);
+    EXPECT_EQ(sink.deregistered_calls, 1);
+    EXPECT_EQ(engine_.tracked_agents(), 0u);
+    EXPECT_EQ(engine_.attached_agents(), 0u);
+}
+
+TEST_F(engine_async_test, TimersWorkWithADeferredReap) {
+    fake_sink lost;
+    const std::string a = attach(lost, 1);
+    ASSERT_TRUE(engine_.ready(a, 1, now_));
+    std::vector<std::string> tasks;
+    submit(&tasks);
+    deferred_.run();
+    ASSERT_EQ(lost.tasks.size(), 1u);
+    engine_.detach(a, lost);
+    now_ += std::chrono::seconds(45);
+    engine_.tick(now_);
+    deferred_.run();
+    EXPECT_EQ(engine_.tracked_agents(), 0u);  // offline and unreachable: forgotten
+    EXPECT_EQ(engine_.counters().lease_expired, 1u);
+    EXPECT_EQ(engine_.counters().requeued, 1u);
+}
+
+}  // namespace pm_agent::core::testing
