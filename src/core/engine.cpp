@@ -38,6 +38,7 @@ void engine::impl::count_release(const store::released_task& r) {
     switch (r.reason) {
         case store::release_reason::lease_expired:
         case store::release_reason::agent_offline:
+        case store::release_reason::disconnected:
             ++counters_.lease_expired;
             break;
         case store::release_reason::timed_out:
@@ -53,37 +54,42 @@ void engine::impl::count_release(const store::released_task& r) {
     }
 }
 
-void engine::impl::on_reaped(time_point now, store::result<store::reap_outcome> r) {
-    if (!r) {
-        return;  // the next tick tries again
-    }
-    counters_.deleted += r->deleted_tasks;
+void engine::impl::absorb_released(time_point now,
+                                   const std::vector<store::released_task>& released) {
     // First bring every mirror up to date, then dispatch: a released task should go to
     // whoever is available, not necessarily back to the agent that lost it.
-    for (const store::released_task& rel : r->released) {
+    for (const store::released_task& rel : released) {
         count_release(rel);
         if (agent_state* a = find_agent(rel.agent_id)) {
             release_slot(*a, rel.task_id);
         }
     }
+    for (const store::released_task& rel : released) {
+        if (rel.status == store::task_status::pending) {
+            dispatch_pending(rel.queue, rel.required_capabilities, now);
+        }
+    }
+    for (const store::released_task& rel : released) {
+        if (agent_state* a = find_agent(rel.agent_id)) {
+            serve(*a, now);
+        }
+    }
+}
+
+void engine::impl::on_reaped(time_point now, store::result<store::reap_outcome> r) {
+    if (!r) {
+        return;  // the next tick tries again
+    }
+    counters_.deleted += r->deleted_tasks;
     for (const std::string& id : r->offline_agents) {
         if (agent_state* a = find_agent(id)) {
             a->status = store::agent_status::offline;
             update_activity(*a);
         }
     }
-    for (const store::released_task& rel : r->released) {
-        if (rel.status == store::task_status::pending) {
-            dispatch_pending(rel.queue, rel.required_capabilities, now);
-        }
-    }
+    absorb_released(now, r->released);
     for (const store::due_task& due : r->due) {
         dispatch_pending(due.queue, due.required_capabilities, now);
-    }
-    for (const store::released_task& rel : r->released) {
-        if (agent_state* a = find_agent(rel.agent_id)) {
-            serve(*a, now);
-        }
     }
     for (const std::string& id : r->offline_agents) {
         if (agent_state* a = find_agent(id)) {

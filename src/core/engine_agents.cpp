@@ -60,40 +60,34 @@ void engine::heartbeat(std::string_view agent_id, std::optional<store::agent_sta
 
 void engine::deregister(std::string_view agent_id, time_point now, callback<void> done) {
     impl& s = *impl_;
-    s.store_.deregister_agent(
-        agent_id, now,
-        [&s, now, id = std::string(agent_id),
-         done = std::move(done)](store::result<std::vector<store::released_task>> r) mutable {
-            if (!r) {
-                return done(std::move(r).err());
-            }
-            agent_sink* sink = nullptr;
-            std::vector<task_list_callback> ended;
-            if (agent_state* a = s.find_agent(id)) {
-                sink = a->sink;
-                if (sink != nullptr) {
-                    --s.attached_;
-                    a->sink = nullptr;
-                }
-                s.end_waiters(*a, ended);
-                a->status = store::agent_status::offline;
-                s.destroy(*a);
-            }
-            for (const store::released_task& rel : *r) {
-                s.count_release(rel);
-                if (rel.status == store::task_status::pending) {
-                    s.dispatch_pending(rel.queue, rel.required_capabilities, now);
-                }
-            }
-            s.refresh_deadline();
-            if (sink != nullptr) {
-                sink->deregistered();
-            }
-            for (task_list_callback& cb : ended) {
-                cb(std::span<const store::task* const>());
-            }
-            done(store::result<void>());
-        });
+    s.store_.deregister_agent(agent_id, now,
+                              [&s, now, id = std::string(agent_id), done = std::move(done)](
+                                  store::result<std::vector<store::released_task>> r) mutable {
+                                  if (!r) {
+                                      return done(std::move(r).err());
+                                  }
+                                  agent_sink* sink = nullptr;
+                                  std::vector<task_list_callback> ended;
+                                  if (agent_state* a = s.find_agent(id)) {
+                                      sink = a->sink;
+                                      if (sink != nullptr) {
+                                          --s.attached_;
+                                          a->sink = nullptr;
+                                      }
+                                      s.end_waiters(*a, ended);
+                                      a->status = store::agent_status::offline;
+                                      s.destroy(*a);
+                                  }
+                                  s.absorb_released(now, *r);
+                                  s.refresh_deadline();
+                                  if (sink != nullptr) {
+                                      sink->deregistered();
+                                  }
+                                  for (task_list_callback& cb : ended) {
+                                      cb(std::span<const store::task* const>());
+                                  }
+                                  done(store::result<void>());
+                              });
 }
 
 void engine::attach(std::string_view agent_id, agent_sink& sink, time_point now,
@@ -123,12 +117,14 @@ void engine::attach(std::string_view agent_id, agent_sink& sink, time_point now,
             s.serve(a, now);  // its long polls, if any
             s.refresh_deadline();
             done(r->record);
-            // Cancels it missed while disconnected, after `registered`.
-            agent_state* again = s.find_agent(id);
-            if (again != nullptr && again->sink == sink) {
-                for (const std::string& task_id : r->cancel) {
-                    sink->push_cancel(task_id);
+            // Cancels it missed while disconnected, after `registered` (re-checked each time:
+            // the transport may detach from inside push_cancel).
+            for (const std::string& task_id : r->cancel) {
+                agent_state* again = s.find_agent(id);
+                if (again == nullptr || again->sink != sink) {
+                    break;
                 }
+                sink->push_cancel(task_id);
             }
         });
 }
@@ -148,6 +144,22 @@ void engine::detach(std::string_view agent_id, const agent_sink& sink) {
     --s.attached_;
     s.update_activity(*a);
     s.maybe_forget(*a);
+}
+
+void engine::detach_too_slow(std::string_view agent_id, const agent_sink& sink, time_point now) {
+    impl& s = *impl_;
+    agent_state* a = s.find_agent(agent_id);
+    if (a == nullptr || a->sink != &sink) {
+        return detach(agent_id, sink);
+    }
+    detach(agent_id, sink);
+    s.store_.release_agent_tasks(agent_id, now,
+                                 [&s, now](store::result<std::vector<store::released_task>> r) {
+                                     if (r) {
+                                         s.absorb_released(now, *r);
+                                         s.refresh_deadline();
+                                     }
+                                 });
 }
 
 bool engine::ready(std::string_view agent_id, std::uint32_t slots, time_point now) {

@@ -106,12 +106,17 @@ void engine::impl::on_claimed(agent_state* ap, time_point now,
     // running now includes the claimed tasks, which the credit below pays for.
     sync(a, *r->claimer);
     const std::span<const store::task* const> tasks = r->tasks;
+    agent_sink* const sink = a.sink;
     std::size_t i = 0;
     for (; i < tasks.size() && a.sink != nullptr && a.credit > 0; ++i) {
         --a.credit;
         a.sink->push_task(*tasks[i]);
     }
-    while (i < tasks.size() && !a.waiters.empty()) {
+    // The transport may detach from inside push_task (a connection too slow to read); the
+    // tasks not pushed then are no longer this claim's to hand out (detach_too_slow released
+    // them, or they wait for the agent's silence to be noticed).
+    const bool sink_lost = sink != nullptr && a.sink != sink;
+    while (!sink_lost && i < tasks.size() && !a.waiters.empty()) {
         const std::size_t k =
             std::min<std::size_t>(waiters_.at(a.waiters.front()).max_tasks, tasks.size() - i);
         answers.emplace_back(remove_waiter(a.waiters.front()), tasks.subspan(i, k));

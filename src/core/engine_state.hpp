@@ -87,6 +87,8 @@ struct engine::impl {
     // Reports a new earliest deadline to the timer hook.
     void refresh_deadline();
     void on_reaped(time_point now, store::result<store::reap_outcome> r);
+    // Tasks the store took from agents: counters, mirrors, cancels, then dispatch.
+    void absorb_released(time_point now, const std::vector<store::released_task>& released);
     void count_release(const store::released_task& r);
 
     store::store& store_;

@@ -98,7 +98,10 @@ void engine::cancel(std::string_view task_id, time_point now, callback<const sto
             agent_state* holder = r->was_held && t.agent_id ? s.find_agent(*t.agent_id) : nullptr;
             if (holder != nullptr) {
                 s.release_slot(*holder, t.id);
-                s.serve(*holder, now);
+                // Looked up again: the transport may detach inside push_cancel.
+                if (agent_state* again = s.find_agent(*t.agent_id)) {
+                    s.serve(*again, now);
+                }
             }
             s.refresh_deadline();
             done(&t);

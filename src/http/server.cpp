@@ -97,7 +97,7 @@ struct server::impl {
          metrics::registry& registry)
         : options(std::move(opts)),
           ioc(BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO),
-          ctx{ioc, options, app, state, transport_metrics(registry), {}, {}, {}},
+          ctx{ioc, options, app, state, transport_metrics(registry)},
           acceptor(ioc),
           signals(ioc, SIGTERM, SIGINT),
           app_timer(ioc),

@@ -5,7 +5,7 @@
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <boost/beast/websocket.hpp>
+#include <boost/beast/websocket/rfc6455.hpp>
 
 #include <chrono>
 #include <functional>
@@ -21,7 +21,7 @@ namespace pm_agent::http {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
-namespace websocket = boost::beast::websocket;
+namespace websocket = boost::beast::websocket;  // only for is_upgrade()
 using tcp = asio::ip::tcp;
 
 /// Transport metrics, registered once per worker.
@@ -79,6 +79,8 @@ struct transport_context {
     transport_metrics metrics;
     std::unordered_set<drainable*> sessions;    ///< every live HTTP session
     std::unordered_set<drainable*> websockets;  ///< every live WebSocket connection
+    /// Where every WebSocket read lands (one loop thread: one buffer serves all connections).
+    std::vector<char> read_scratch = std::vector<char>(64 * 1024);
 
     std::unordered_map<request_series_key, request_series, request_series_key_hash> series;
 

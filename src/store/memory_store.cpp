@@ -21,6 +21,9 @@ std::string release_message(release_reason why, bool dead) {
         case release_reason::deregistered:
             text = "agent deregistered";
             break;
+        case release_reason::disconnected:
+            text = "agent disconnected: it stopped reading its connection";
+            break;
     }
     if (dead) {
         text += "; no attempts left";

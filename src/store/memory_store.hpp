@@ -75,6 +75,8 @@ class memory_store final : public store {
                    callback<heartbeat_outcome> done) override;
     void deregister_agent(std::string_view agent_id, time_point now,
                           callback<std::vector<released_task>> done) override;
+    void release_agent_tasks(std::string_view agent_id, time_point now,
+                             callback<std::vector<released_task>> done) override;
     void reap(time_point now, callback<reap_outcome> done) override;
     std::optional<time_point> next_due() const override;
 

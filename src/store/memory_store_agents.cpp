@@ -92,4 +92,18 @@ void memory_store::deregister_agent(std::string_view agent_id, time_point now,
     done(std::move(released));
 }
 
+void memory_store::release_agent_tasks(std::string_view agent_id, time_point now,
+                                       callback<std::vector<released_task>> done) {
+    agent_rec* rec = find_agent(agent_id);
+    if (rec == nullptr) {
+        return done(error{errc::not_found, "no such agent"});
+    }
+    std::vector<released_task> released;
+    released.reserve(rec->held.size());
+    while (!rec->held.empty()) {
+        released.push_back(release(*rec->held.back(), release_reason::disconnected, now));
+    }
+    done(std::move(released));
+}
+
 }  // namespace pm_agent::store

@@ -1,236 +1,299 @@
-// One WebSocket connection to an agent. One reader (this coroutine) and one writer (a coroutine
-// started when frames are queued and ended when the queue is empty), so at most one write —
-// message, ping or close — is in flight (beast#1207). Nothing is buffered while the agent is idle.
+// One WebSocket connection to an agent, framed by our own sans-I/O codec (ws/frame_codec.hpp)
+// on a plain socket after Beast parsed the upgrade request. Why not Beast's websocket::stream:
+// it keeps ~2 KiB of buffers per connection even while idle, and writes one message per
+// syscall. Here an idle agent waits for readability with no buffer at all (reads go into one
+// scratch buffer per worker), and the single writer sends every queued frame in one gathered
+// write. One reader (serve_ws) and at most one writer (write_loop) per connection.
 
+#include <array>
 #include <vector>
 
 #include "http/transport_context.hpp"
 #include "pm_agent/api/errors.hpp"
+#include "pm_agent/ws/frame_codec.hpp"
 
 namespace pm_agent::http {
 namespace {
 
 using clock = std::chrono::steady_clock;
 constexpr auto k_tuple = asio::as_tuple(asio::use_awaitable);
-/// Upgrade handshake and close handshake deadline: a peer that never answers our close frame is
-/// cut off after this.
-constexpr auto k_handshake_timeout = std::chrono::seconds(5);
+/// A peer that does not answer our close frame is cut off after this.
+constexpr auto k_close_timeout = std::chrono::seconds(5);
 /// API.md: an agent silent past heartbeat_timeout_s is closed with this application code.
 constexpr std::uint16_t k_close_heartbeat_timeout = 4000;
+constexpr std::uint16_t k_close_going_away = 1001;
+constexpr std::uint16_t k_close_try_again_later = 1013;
+
+/// One queued frame: its header kept apart from the payload, so a message is never copied to
+/// prepend a header.
+struct outbound {
+    std::array<char, ws::k_max_frame_header> header{};
+    std::uint8_t header_size = 0;
+    std::string payload;
+};
+
+outbound make_frame(ws::opcode op, std::string payload) {
+    outbound frame;
+    frame.header_size =
+        static_cast<std::uint8_t>(ws::write_frame_header(frame.header.data(), op, payload.size()));
+    frame.payload = std::move(payload);
+    return frame;
+}
 
 class ws_connection_impl final : public api::ws_connection,
                                  public drainable,
                                  public std::enable_shared_from_this<ws_connection_impl> {
 public:
     ws_connection_impl(transport_context& ctx, tcp::socket&& socket)
-        : ctx_(ctx), ws_(std::move(socket)), last_rx_(clock::now()) {}
+        : ctx_(ctx),
+          socket_(std::move(socket)),
+          decoder_(ctx.options.ws_read_message_max),
+          last_rx_(clock::now()) {}
 
-    websocket::stream<tcp::socket>& stream() { return ws_; }
+    tcp::socket& socket() { return socket_; }
+    ws::frame_decoder& decoder() { return decoder_; }
 
     bool send(std::string text) override {
-        if (closed_ || close_request_) {
+        if (state_ != state::open) {
             return false;
         }
-        if (outbox_.size() - outbox_head_ >= ctx_.options.ws_outbound_queue_max) {
+        if (outbox_.size() >= ctx_.options.ws_outbound_queue_max) {
             // A consumer that stops reading: cut it off; its session requeues its tasks.
             ctx_.metrics.connection_errors.inc();
             abort();
             return false;
         }
-        outbox_.push_back(std::move(text));
+        outbox_.push_back(make_frame(ws::opcode::text, std::move(text)));
         kick_writer();
         return true;
     }
 
     void close(std::uint16_t code, std::string_view reason) override {
-        if (closed_ || close_request_) {
+        if (state_ != state::open) {
             return;
         }
-        close_request_ = websocket::close_reason(static_cast<websocket::close_code>(code), reason);
+        state_ = state::closing;
+        close_deadline_ = clock::now() + k_close_timeout;
+        outbox_.push_back(make_frame(ws::opcode::close, ws::close_payload(code, reason)));
         kick_writer();
     }
 
-    void drain() override { close(websocket::close_code::going_away, "server draining"); }
+    void drain() override { close(k_close_going_away, "server draining"); }
 
     void sweep(clock::time_point now) override {
-        if (closed_ || close_request_) {
+        if (state_ == state::closing && now >= close_deadline_) {
+            abort();
+            return;
+        }
+        if (state_ != state::open) {
             return;
         }
         if (now - last_rx_ >= ctx_.options.ws_silence_timeout) {
             close(k_close_heartbeat_timeout, "heartbeat timeout");
             return;
         }
-        ping_due_ = true;
+        outbox_.push_back(make_frame(ws::opcode::ping, {}));
         kick_writer();
     }
 
-    void mark_alive() { last_rx_ = clock::now(); }
-
-    /// Tears the TCP connection down at once; the pending read and write complete with errors.
-    void abort() {
-        beast::error_code ignored;
-        ws_.next_layer().close(ignored);
-        closed_ = true;
+    /// One decoded frame from the peer.
+    void on_frame(const ws::frame_event& event, api::ws_session& session) {
+        using kind = ws::frame_event::kind;
+        last_rx_ = clock::now();
+        switch (event.what) {
+            case kind::text:
+                session.on_alive();
+                session.on_message(event.payload);
+                break;
+            case kind::binary:
+                close(ws::k_close_unsupported_data, "binary frames are not accepted");
+                break;
+            case kind::ping:
+                if (state_ == state::open) {
+                    outbox_.push_back(make_frame(ws::opcode::pong, std::string(event.payload)));
+                    kick_writer();
+                }
+                session.on_alive();
+                break;
+            case kind::pong:
+                session.on_alive();
+                break;
+            case kind::close:
+                // Echo the close (RFC 6455 §5.5.1) unless we started it; then end the connection.
+                peer_closed_ = true;
+                if (state_ == state::open) {
+                    close(event.code == ws::k_close_no_status ? ws::k_close_normal : event.code, {});
+                } else if (!writing_) {
+                    abort();
+                }
+                break;
+            case kind::error:
+                peer_closed_ = true;  // nothing more will be read: close once our frame is out
+                close(event.code, event.payload);
+                break;
+        }
     }
 
-    void set_closed() { closed_ = true; }
+    /// Tears the TCP connection down at once; the pending wait and write complete with errors.
+    void abort() {
+        beast::error_code ignored;
+        socket_.close(ignored);
+        state_ = state::closed;
+    }
+
+    bool closed() const { return state_ == state::closed; }
 
 private:
+    enum class state { open, closing, closed };
+
     void kick_writer() {
-        if (writing_ || closed_) {
+        if (writing_ || state_ == state::closed) {
             return;
         }
         writing_ = true;
-        asio::co_spawn(ws_.get_executor(), write_loop(shared_from_this()),
+        asio::co_spawn(socket_.get_executor(), write_loop(shared_from_this()),
                        [](std::exception_ptr e) { log_coroutine_exception(e, "ws writer"); });
     }
 
     static asio::awaitable<void> write_loop(std::shared_ptr<ws_connection_impl> self) {
-        co_await self->drain_outbox();
+        co_await self->flush();
         self->writing_ = false;
     }
 
-    asio::awaitable<void> drain_outbox() {
-        while (!closed_) {
-            if (outbox_head_ < outbox_.size()) {
-                std::string frame = std::move(outbox_[outbox_head_++]);
-                if (outbox_head_ == outbox_.size()) {
-                    outbox_.clear();
-                    outbox_head_ = 0;
+    /// Writes everything queued, several frames per syscall.
+    asio::awaitable<void> flush() {
+        std::vector<asio::const_buffer> buffers;
+        while (!outbox_.empty() && state_ != state::closed) {
+            std::vector<outbound> batch;
+            batch.swap(outbox_);  // producers may queue more while this batch is written
+            buffers.clear();
+            buffers.reserve(batch.size() * 2);
+            bool has_close = false;
+            for (const auto& frame : batch) {
+                buffers.emplace_back(frame.header.data(), frame.header_size);
+                if (!frame.payload.empty()) {
+                    buffers.emplace_back(frame.payload.data(), frame.payload.size());
                 }
-                auto [ec, n] = co_await ws_.async_write(asio::buffer(frame), k_tuple);
-                if (ec) {
-                    abort();
-                    break;
-                }
-                continue;
+                has_close |= (static_cast<unsigned char>(frame.header[0]) & 0x0F) ==
+                             static_cast<unsigned char>(ws::opcode::close);
             }
-            if (close_request_) {
-                auto reason = *close_request_;
-                auto [ec] = co_await ws_.async_close(reason, k_tuple);
+            auto [ec, n] = co_await asio::async_write(socket_, buffers, k_tuple);
+            if (ec) {
                 abort();
                 break;
             }
-            if (ping_due_) {
-                ping_due_ = false;
-                auto [ec] = co_await ws_.async_ping({}, k_tuple);
-                if (ec) {
+            if (has_close) {
+                // Our close is out: when the peer already closed (or broke the protocol) we are
+                // done; otherwise the read loop waits for its close (the sweep enforces a
+                // deadline).
+                if (peer_closed_) {
                     abort();
-                    break;
                 }
-                continue;
+                break;
             }
-            break;
         }
-        // An idle agent keeps no outbound buffer.
-        std::vector<std::string>().swap(outbox_);
-        outbox_head_ = 0;
     }
 
     transport_context& ctx_;
-    websocket::stream<tcp::socket> ws_;
-    std::vector<std::string> outbox_;
-    std::size_t outbox_head_ = 0;
-    std::optional<websocket::close_reason> close_request_;
+    tcp::socket socket_;
+    ws::frame_decoder decoder_;
+    std::vector<outbound> outbox_;
     clock::time_point last_rx_;
+    clock::time_point close_deadline_{};
+    state state_ = state::open;
     bool writing_ = false;
-    bool ping_due_ = false;
-    bool closed_ = false;
+    bool peer_closed_ = false;
 };
 
-void configure(websocket::stream<tcp::socket>& ws, const server_options& options) {
-    websocket::stream_base::timeout timeouts{};
-    timeouts.handshake_timeout = k_handshake_timeout;
-    timeouts.idle_timeout = websocket::stream_base::none();  // our own sweep pings and times out
-    timeouts.keep_alive_pings = false;
-    ws.set_option(timeouts);
-    ws.read_message_max(options.ws_read_message_max);
-    ws.auto_fragment(false);
-    ws.text(true);
-    if (options.ws_permessage_deflate) {
-        websocket::permessage_deflate deflate;
-        deflate.server_enable = true;
-        ws.set_option(deflate);
+/// The 101 answer to a valid upgrade request, or the HTTP refusal of a malformed one.
+std::variant<std::string, api::http_response> handshake_response(
+    const bhttp::request<bhttp::string_body>& request) {
+    const auto version = request[bhttp::field::sec_websocket_version];
+    if (version != "13") {
+        auto refusal = api::error_response(426, "bad_request",
+                                           "unsupported WebSocket version (13 is required)");
+        refusal.headers.emplace_back("Sec-WebSocket-Version", "13");
+        return refusal;
     }
+    const auto key = request[bhttp::field::sec_websocket_key];
+    if (key.size() != 24) {
+        return api::error_response(400, "bad_request", "missing or malformed Sec-WebSocket-Key");
+    }
+    std::string out =
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Accept: ";
+    out += ws::accept_key(key);
+    out += "\r\n\r\n";
+    return out;
 }
-
-}  // namespace
-
-namespace {
 
 /// Answers a refused upgrade over plain HTTP and closes.
 asio::awaitable<void> refuse_upgrade(transport_context& ctx,
                                      std::shared_ptr<ws_connection_impl> conn,
                                      api::http_response refusal, unsigned version,
                                      std::string request_id) {
-    auto& socket = conn->stream().next_layer();
     refusal.close = true;
-    co_await write_response(ctx, socket, refusal, version, false, false, request_id);
+    co_await write_response(ctx, conn->socket(), refusal, version, false, false, request_id);
     beast::error_code ignored;
-    socket.shutdown(tcp::socket::shutdown_send, ignored);
+    conn->socket().shutdown(tcp::socket::shutdown_send, ignored);
 }
 
-/// Past max_connections: complete the handshake only to say "try again later" (1013).
-asio::awaitable<void> refuse_over_limit(std::shared_ptr<ws_connection_impl> conn,
-                                        bhttp::request<bhttp::string_body> request) {
-    auto& ws = conn->stream();
-    auto [ec] = co_await ws.async_accept(request, k_tuple);
-    if (!ec) {
-        auto [close_ec] = co_await ws.async_close(
-            websocket::close_reason(websocket::close_code::try_again_later,
-                                    "connection limit reached"),
-            k_tuple);
-    }
-}
-
-/// Serves an accepted agent connection until it closes. This frame lives as long as the agent:
-/// it holds only the connection, the session and the read loop's empty buffer.
+/// Serves an accepted agent connection until it closes. This frame lives as long as the agent,
+/// so it holds only the connection and the session.
 asio::awaitable<void> serve_ws(transport_context& ctx, std::shared_ptr<ws_connection_impl> conn,
-                               bhttp::request<bhttp::string_body> request,
-                               std::unique_ptr<api::ws_session> session) {
-    auto& ws = conn->stream();
-    auto [accept_ec] = co_await ws.async_accept(request, k_tuple);
-    if (accept_ec) {
-        ctx.metrics.connection_errors.inc();
-        co_return;
+                               std::string handshake, std::unique_ptr<api::ws_session> session) {
+    auto& socket = conn->socket();
+    {
+        auto [ec, n] = co_await asio::async_write(socket, asio::buffer(handshake), k_tuple);
+        if (ec) {
+            ctx.metrics.connection_errors.inc();
+            co_return;
+        }
+        std::string().swap(handshake);
     }
-    request = {};  // the upgrade request is not kept for the life of the connection
-
+    if (!session) {
+        // Past max_connections: the handshake only serves to say "try again later" (1013).
+        conn->close(k_close_try_again_later, "connection limit reached");
+    }
     const auto started = clock::now();
     ++ctx.state.ws_connections;
     ctx.metrics.ws_active.inc();
     ctx.websockets.insert(conn.get());
-    ws.control_callback([raw = conn.get(), s = session.get()](websocket::frame_type, std::string_view) {
-        raw->mark_alive();
-        s->on_alive();
-    });
-    session->on_open();
+    if (session) {
+        session->on_open();
+    }
     if (ctx.state.draining) {
         conn->drain();
     }
-    for (;;) {
-        beast::flat_buffer buffer;
-        auto [ec, n] = co_await ws.async_read(buffer, k_tuple);
+    beast::error_code ec;
+    socket.non_blocking(true, ec);
+    while (!conn->closed()) {
+        // Idle: wait for readability without holding a buffer.
+        auto [wait_ec] = co_await socket.async_wait(tcp::socket::wait_read, k_tuple);
+        if (wait_ec) {
+            break;
+        }
+        const std::size_t n = socket.read_some(asio::buffer(ctx.read_scratch), ec);
+        if (ec == asio::error::would_block || ec == asio::error::try_again) {
+            continue;
+        }
         if (ec) {
-            if (ec != websocket::error::closed && ec != asio::error::operation_aborted &&
-                ec != asio::error::eof) {
+            if (ec != asio::error::eof && ec != asio::error::connection_reset) {
                 ctx.metrics.connection_errors.inc();
             }
             break;
         }
-        conn->mark_alive();
-        session->on_alive();
-        if (!ws.got_text()) {
-            conn->close(websocket::close_code::unknown_data, "binary frames are not accepted");
-            continue;
+        if (!session) {
+            continue;  // over the limit: only waiting for the peer's close
         }
-        const auto data = buffer.cdata();
-        session->on_message(
-            std::string_view(static_cast<const char*>(data.data()), data.size()));
+        conn->decoder().feed(ctx.read_scratch.data(), n, [&](const ws::frame_event& event) {
+            conn->on_frame(event, *session);
+        });
     }
-    conn->set_closed();
-    ws.control_callback();
-    session->on_closed();
+    conn->abort();
+    if (session) {
+        session->on_closed();
+    }
     ctx.websockets.erase(conn.get());
     --ctx.state.ws_connections;
     ctx.metrics.ws_active.dec();
@@ -245,21 +308,29 @@ void start_ws_session(transport_context& ctx, tcp::socket socket,
                       bool over_limit) {
     auto conn = std::make_shared<ws_connection_impl>(ctx, std::move(socket));
     auto on_error = [](std::exception_ptr e) { log_coroutine_exception(e, "ws session"); };
-    configure(conn->stream(), ctx.options);
-    if (over_limit) {
-        asio::co_spawn(ctx.ioc, refuse_over_limit(conn, std::move(request)), on_error);
-        return;
-    }
-    auto decision = ctx.app.upgrade(plain, *conn);
-    if (decision.refusal) {
+    auto handshake = handshake_response(request);
+    if (auto* refusal = std::get_if<api::http_response>(&handshake)) {
         asio::co_spawn(ctx.ioc,
-                       refuse_upgrade(ctx, conn, std::move(*decision.refusal), request.version(),
+                       refuse_upgrade(ctx, conn, std::move(*refusal), request.version(),
                                       plain.request_id),
                        on_error);
         return;
     }
+    std::unique_ptr<api::ws_session> session;
+    if (!over_limit) {
+        auto decision = ctx.app.upgrade(plain, *conn);
+        if (decision.refusal) {
+            asio::co_spawn(ctx.ioc,
+                           refuse_upgrade(ctx, conn, std::move(*decision.refusal),
+                                          request.version(), plain.request_id),
+                           on_error);
+            return;
+        }
+        session = std::move(decision.session);
+    }
     asio::co_spawn(ctx.ioc,
-                   serve_ws(ctx, std::move(conn), std::move(request), std::move(decision.session)),
+                   serve_ws(ctx, std::move(conn), std::move(std::get<std::string>(handshake)),
+                            std::move(session)),
                    on_error);
 }
 

@@ -8,9 +8,10 @@
 namespace pm_agent::core {
 
 /// One connected agent's outbound side. The engine calls these on the loop thread, often from
-/// inside one of its own operations, so an implementation must only queue frames: it must not
-/// call back into the engine before returning. A `task` reference is valid only during the
-/// call (serialize it there).
+/// inside one of its own operations, so an implementation should only queue frames. The one
+/// call back into the engine allowed before returning is detach()/detach_too_slow() of this
+/// sink (its queue overflowed); the engine then stops using it at once. A `task` reference is
+/// valid only during the call (serialize it there).
 class agent_sink {
   public:
     virtual ~agent_sink() = default;

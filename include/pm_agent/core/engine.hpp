@@ -58,7 +58,8 @@ struct engine_counters {
     std::uint64_t retried = 0;  ///< reported failures scheduled for a retry
     std::uint64_t dead = 0;     ///< tasks that went dead (failures or lost leases)
     std::uint64_t cancelled = 0;
-    std::uint64_t lease_expired = 0;  ///< leases ended by lease_timeout or agent silence
+    std::uint64_t lease_expired = 0;  ///< leases ended by lease_timeout, agent silence or a
+                                      ///< connection dropped as too slow
     std::uint64_t timed_out = 0;      ///< leases ended by the task's timeout_s
     std::uint64_t requeued = 0;       ///< ended leases put back to pending
     std::uint64_t deleted = 0;        ///< finished tasks removed after retention
@@ -138,6 +139,10 @@ class engine {
     /// The connection is gone. Ignored unless `sink` is the agent's current one. The agent
     /// keeps its tasks until heartbeat_timeout (it may reconnect and carry on).
     void detach(std::string_view agent_id, const agent_sink& sink);
+    /// Like detach(), for a connection the transport dropped because the agent stopped
+    /// reading (its outbound queue overflowed): its tasks go back to pending at once instead
+    /// of after heartbeat_timeout (DESIGN.md §4). May be called from inside push_task().
+    void detach_too_slow(std::string_view agent_id, const agent_sink& sink, time_point now);
     /// `ready`: grants `slots` more credit, capped so running + credit <= max_concurrency, and
     /// pushes what is pending. Returns false when the agent is not attached.
     bool ready(std::string_view agent_id, std::uint32_t slots, time_point now);

@@ -59,6 +59,7 @@ enum class release_reason : std::uint8_t {
     agent_offline,  ///< agent silent past heartbeat_timeout
     timed_out,      ///< assigned longer than the task's timeout_s
     deregistered,   ///< its agent was deregistered
+    disconnected,   ///< its agent's connection was dropped for not reading (release_agent_tasks)
 };
 
 /// A task taken from its agent by the store. `status` is pending (it can run again) or dead.
@@ -196,6 +197,11 @@ class store {
     /// Deletes the agent; its unfinished tasks go back to pending (dead past max_attempts).
     virtual void deregister_agent(std::string_view agent_id, time_point now,
                                   callback<std::vector<released_task>> done) = 0;
+    /// Ends all of the agent's leases now as an expiry would (pending, or dead past
+    /// max_attempts, with cancel notices); the agent stays registered. For a consumer whose
+    /// connection was dropped because it stopped reading (DESIGN.md §4).
+    virtual void release_agent_tasks(std::string_view agent_id, time_point now,
+                                     callback<std::vector<released_task>> done) = 0;
 
     /// Runs everything due at `now`: agents silent past heartbeat_timeout go offline and lose
     /// their tasks; leases not renewed within lease_timeout end; tasks held longer than their

@@ -1,0 +1,168 @@
+#include "pm_agent/ws/frame_codec.hpp"
+
+#include <openssl/evp.h>
+#include <openssl/sha.h>
+
+namespace pm_agent::ws {
+
+frame_decoder::header_status frame_decoder::read_header(std::string_view data, header& h,
+                                                        std::uint16_t& error_code) const {
+    if (data.size() < 2) {
+        return header_status::need_more;
+    }
+    const auto b0 = static_cast<unsigned char>(data[0]);
+    const auto b1 = static_cast<unsigned char>(data[1]);
+    error_code = k_close_protocol_error;
+    if ((b0 & 0x70) != 0) {
+        return header_status::bad;  // RSV bits: no extension was negotiated
+    }
+    h.fin = (b0 & 0x80) != 0;
+    const auto op = b0 & 0x0F;
+    if (op != 0x0 && op != 0x1 && op != 0x2 && op != 0x8 && op != 0x9 && op != 0xA) {
+        return header_status::bad;
+    }
+    h.op = static_cast<opcode>(op);
+    if ((b1 & 0x80) == 0) {
+        return header_status::bad;  // a client must mask every frame
+    }
+    std::uint64_t length = b1 & 0x7F;
+    std::size_t pos = 2;
+    if (length == 126) {
+        if (data.size() < 4) {
+            return header_status::need_more;
+        }
+        length = (static_cast<std::uint64_t>(static_cast<unsigned char>(data[2])) << 8) |
+                 static_cast<unsigned char>(data[3]);
+        pos = 4;
+    } else if (length == 127) {
+        if (data.size() < 10) {
+            return header_status::need_more;
+        }
+        length = 0;
+        for (int i = 0; i < 8; ++i) {
+            length = (length << 8) | static_cast<unsigned char>(data[2 + i]);
+        }
+        pos = 10;
+    }
+    if (op >= 0x8 && (!h.fin || length > 125)) {
+        return header_status::bad;  // control frames are short and never fragmented
+    }
+    if (length > max_message_) {
+        error_code = k_close_too_big;
+        return header_status::bad;
+    }
+    if (data.size() < pos + 4) {
+        return header_status::need_more;
+    }
+    for (int i = 0; i < 4; ++i) {
+        h.mask[i] = static_cast<unsigned char>(data[pos + static_cast<std::size_t>(i)]);
+    }
+    h.length = length;
+    h.header_size = pos + 4;
+    return header_status::ok;
+}
+
+void frame_decoder::keep_rest(std::string_view rest) {
+    if (rest.empty()) {
+        if (partial_.capacity() > 0) {
+            std::string().swap(partial_);  // idle connections keep no buffer
+        }
+        return;
+    }
+    partial_.assign(rest.data(), rest.size());
+}
+
+void frame_decoder::unmask(char* payload, std::size_t length, const unsigned char* mask) {
+    for (std::size_t i = 0; i < length; ++i) {
+        payload[i] = static_cast<char>(static_cast<unsigned char>(payload[i]) ^ mask[i & 3]);
+    }
+}
+
+bool is_utf8(std::string_view text) noexcept {
+    std::size_t i = 0;
+    const auto n = text.size();
+    while (i < n) {
+        const auto c = static_cast<unsigned char>(text[i]);
+        if (c < 0x80) {
+            ++i;
+            continue;
+        }
+        std::size_t len = 0;
+        std::uint32_t cp = 0;
+        if ((c & 0xE0) == 0xC0) {
+            len = 2;
+            cp = c & 0x1F;
+        } else if ((c & 0xF0) == 0xE0) {
+            len = 3;
+            cp = c & 0x0F;
+        } else if ((c & 0xF8) == 0xF0) {
+            len = 4;
+            cp = c & 0x07;
+        } else {
+            return false;
+        }
+        if (i + len > n) {
+            return false;
+        }
+        for (std::size_t k = 1; k < len; ++k) {
+            const auto cc = static_cast<unsigned char>(text[i + k]);
+            if ((cc & 0xC0) != 0x80) {
+                return false;
+            }
+            cp = (cp << 6) | (cc & 0x3F);
+        }
+        // Overlong forms, surrogates and code points past U+10FFFF are not UTF-8.
+        if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+            cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
+            return false;
+        }
+        i += len;
+    }
+    return true;
+}
+
+std::size_t write_frame_header(char* out, opcode op, std::uint64_t payload_size) {
+    out[0] = static_cast<char>(0x80 | static_cast<std::uint8_t>(op));
+    if (payload_size < 126) {
+        out[1] = static_cast<char>(payload_size);
+        return 2;
+    }
+    if (payload_size <= 0xFFFF) {
+        out[1] = static_cast<char>(126);
+        out[2] = static_cast<char>((payload_size >> 8) & 0xFF);
+        out[3] = static_cast<char>(payload_size & 0xFF);
+        return 4;
+    }
+    out[1] = static_cast<char>(127);
+    for (int i = 0; i < 8; ++i) {
+        out[2 + i] = static_cast<char>((payload_size >> (56 - 8 * i)) & 0xFF);
+    }
+    return k_max_frame_header;
+}
+
+void append_frame(std::string& out, opcode op, std::string_view payload) {
+    char header[k_max_frame_header];
+    out.append(header, write_frame_header(header, op, payload.size()));
+    out.append(payload);
+}
+
+std::string close_payload(std::uint16_t code, std::string_view reason) {
+    std::string out;
+    out.push_back(static_cast<char>(code >> 8));
+    out.push_back(static_cast<char>(code & 0xFF));
+    out.append(reason.substr(0, 123));
+    return out;
+}
+
+std::string accept_key(std::string_view client_key) {
+    static constexpr std::string_view k_guid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+    std::string input(client_key);
+    input.append(k_guid);
+    unsigned char digest[SHA_DIGEST_LENGTH];
+    SHA1(reinterpret_cast<const unsigned char*>(input.data()), input.size(), digest);
+    unsigned char encoded[4 * ((SHA_DIGEST_LENGTH + 2) / 3) + 1];
+    const int length = EVP_EncodeBlock(encoded, digest, SHA_DIGEST_LENGTH);
+    return std::string(reinterpret_cast<const char*>(encoded), static_cast<std::size_t>(length));
+}
+
+}  // namespace pm_agent::ws

@@ -1,0 +1,160 @@
+#include "pm_agent/ws/frame_codec.hpp"
+
+#include <gtest/gtest.h>
+
+#include <vector>
+
+namespace pm_agent::ws {
+namespace {
+
+/// A client frame: masked with a fixed key.
+std::string client_frame(std::uint8_t first_byte, std::string_view payload) {
+    std::string out;
+    out.push_back(static_cast<char>(first_byte));
+    const unsigned char mask[4] = {0x11, 0x22, 0x33, 0x44};
+    const auto n = payload.size();
+    if (n < 126) {
+        out.push_back(static_cast<char>(0x80 | n));
+    } else if (n <= 0xFFFF) {
+        out.push_back(static_cast<char>(0x80 | 126));
+        out.push_back(static_cast<char>(n >> 8));
+        out.push_back(static_cast<char>(n & 0xFF));
+    } else {
+        out.push_back(static_cast<char>(0x80 | 127));
+        for (int shift = 56; shift >= 0; shift -= 8) {
+            out.push_back(static_cast<char>((static_cast<std::uint64_t>(n) >> shift) & 0xFF));
+        }
+    }
+    out.append(reinterpret_cast<const char*>(mask), 4);
+    for (std::size_t i = 0; i < n; ++i) {
+        out.push_back(static_cast<char>(static_cast<unsigned char>(payload[i]) ^ mask[i % 4]));
+    }
+    return out;
+}
+
+struct recorded {
+    frame_event::kind what;
+    std::string payload;
+    std::uint16_t code;
+};
+
+std::vector<recorded> decode(frame_decoder& d, std::string_view bytes) {
+    std::vector<recorded> out;
+    std::string copy(bytes);  // feed() unmasks in place
+    d.feed(copy.data(), copy.size(),
+           [&](const frame_event& e) { out.push_back({e.what, std::string(e.payload), e.code}); });
+    return out;
+}
+
+TEST(frame_decoder, decodes_a_text_message) {
+    frame_decoder d(1024);
+    auto events = decode(d, client_frame(0x81, R"({"type":"ready"})"));
+    ASSERT_EQ(events.size(), 1u);
+    EXPECT_EQ(events[0].what, frame_event::kind::text);
+    EXPECT_EQ(events[0].payload, R"({"type":"ready"})");
+    EXPECT_EQ(d.buffered(), 0u);
+}
+
+TEST(frame_decoder, handles_bytes_split_anywhere) {
+    const std::string two = client_frame(0x81, "hello") + client_frame(0x81, std::string(300, 'x'));
+    for (std::size_t cut = 0; cut <= two.size(); ++cut) {
+        frame_decoder d(1024);
+        auto events = decode(d, std::string_view(two).substr(0, cut));
+        auto rest = decode(d, std::string_view(two).substr(cut));
+        events.insert(events.end(), rest.begin(), rest.end());
+        ASSERT_EQ(events.size(), 2u) << cut;
+        EXPECT_EQ(events[0].payload, "hello");
+        EXPECT_EQ(events[1].payload, std::string(300, 'x'));
+        EXPECT_EQ(d.buffered(), 0u);
+    }
+}
+
+TEST(frame_decoder, reassembles_fragments_with_control_frames_between) {
+    frame_decoder d(1024);
+    auto events = decode(d, client_frame(0x01, "hel") + client_frame(0x89, "p") +
+                                client_frame(0x80, "lo"));
+    ASSERT_EQ(events.size(), 2u);
+    EXPECT_EQ(events[0].what, frame_event::kind::ping);
+    EXPECT_EQ(events[0].payload, "p");
+    EXPECT_EQ(events[1].what, frame_event::kind::text);
+    EXPECT_EQ(events[1].payload, "hello");
+    EXPECT_EQ(d.buffered(), 0u);
+}
+
+TEST(frame_decoder, large_lengths) {
+    frame_decoder d(1 << 20);
+    const std::string big(70000, 'y');
+    auto events = decode(d, client_frame(0x82, big));
+    ASSERT_EQ(events.size(), 1u);
+    EXPECT_EQ(events[0].what, frame_event::kind::binary);
+    EXPECT_EQ(events[0].payload.size(), big.size());
+}
+
+TEST(frame_decoder, close_reports_code_and_reason) {
+    frame_decoder d(1024);
+    auto events = decode(d, client_frame(0x88, close_payload(1000, "bye")) + client_frame(0x81, "late"));
+    ASSERT_EQ(events.size(), 1u);
+    EXPECT_EQ(events[0].what, frame_event::kind::close);
+    EXPECT_EQ(events[0].code, 1000);
+    EXPECT_EQ(events[0].payload, "bye");
+    EXPECT_TRUE(d.done());
+}
+
+TEST(frame_decoder, protocol_errors) {
+    struct case_t {
+        std::string bytes;
+        std::uint16_t code;
+    };
+    std::string unmasked = "\x81\x02hi";
+    std::vector<case_t> cases{
+        {unmasked, k_close_protocol_error},
+        {client_frame(0xC1, "x"), k_close_protocol_error},  // RSV1 without deflate
+        {client_frame(0x83, "x"), k_close_protocol_error},  // reserved opcode
+        {client_frame(0x09, "x"), k_close_protocol_error},  // fragmented control frame
+        {client_frame(0x80, "x"), k_close_protocol_error},  // continuation with no message
+        {client_frame(0x01, "a") + client_frame(0x81, "b"), k_close_protocol_error},
+        {client_frame(0x89, std::string(126, 'p')), k_close_protocol_error},
+        {client_frame(0x81, std::string(2000, 'z')), k_close_too_big},
+        {client_frame(0x01, std::string(600, 'z')) + client_frame(0x80, std::string(600, 'z')),
+         k_close_too_big},
+        {client_frame(0x81, "\xC0\xAF"), k_close_invalid_payload},  // overlong
+        {client_frame(0x81, "\xED\xA0\x80"), k_close_invalid_payload},  // surrogate
+        {client_frame(0x88, "x"), k_close_protocol_error},
+    };
+    for (const auto& c : cases) {
+        frame_decoder d(1024);
+        auto events = decode(d, c.bytes);
+        ASSERT_FALSE(events.empty());
+        EXPECT_EQ(events.back().what, frame_event::kind::error);
+        EXPECT_EQ(events.back().code, c.code);
+        EXPECT_TRUE(d.done());
+    }
+}
+
+TEST(utf8, accepts_valid_text) {
+    EXPECT_TRUE(is_utf8("plain"));
+    EXPECT_TRUE(is_utf8("h\xC3\xA9llo \xE2\x82\xAC \xF0\x9F\x98\x80"));
+    EXPECT_FALSE(is_utf8("\xF4\x90\x80\x80"));  // past U+10FFFF
+    EXPECT_FALSE(is_utf8("\xE2\x82"));          // truncated
+}
+
+TEST(frame_encoder, writes_unmasked_frames_with_each_length_form) {
+    std::string out;
+    append_frame(out, opcode::text, "hi");
+    EXPECT_EQ(out, std::string("\x81\x02hi"));
+    out.clear();
+    append_frame(out, opcode::text, std::string(200, 'a'));
+    EXPECT_EQ(static_cast<unsigned char>(out[1]), 126);
+    EXPECT_EQ(out.size(), 4u + 200u);
+    out.clear();
+    append_frame(out, opcode::binary, std::string(70000, 'a'));
+    EXPECT_EQ(static_cast<unsigned char>(out[1]), 127);
+    EXPECT_EQ(out.size(), 10u + 70000u);
+}
+
+TEST(handshake, accept_key_matches_rfc_example) {
+    EXPECT_EQ(accept_key("dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+}
+
+}  // namespace
+}  // namespace pm_agent::ws
