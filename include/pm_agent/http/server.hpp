@@ -34,7 +34,6 @@ struct server_options {
     std::size_t ws_outbound_queue_max = 256;
     std::chrono::seconds ws_ping_interval{15};
     std::chrono::seconds ws_silence_timeout{45};
-    bool ws_permessage_deflate = false;
 };
 
 /// One worker's server. Construct, bind(), then run() on the thread that owns the loop.
