@@ -1,7 +1,5 @@
 // Agent routes of API.md (register, heartbeat, deregister, admin listing) and /api/v1/stats.
 
-#include <charconv>
-
 #include "api/service_state.hpp"
 #include "pm_agent/api/codec.hpp"
 #include "pm_agent/api/query.hpp"
@@ -151,6 +149,10 @@ void list_agents(service_state& s, const http_request& request, respond_fn done)
         return;
     }
     store::agent_filter filter;
+    if (auto error = read_paging(*params, filter.limit, filter.cursor)) {
+        done(error_from(*error));
+        return;
+    }
     for (auto& [name, value] : *params) {
         if (name == "status") {
             filter.status = store::parse_agent_status(value);
@@ -160,17 +162,7 @@ void list_agents(service_state& s, const http_request& request, respond_fn done)
             }
         } else if (name == "queue") {
             filter.queue = value;
-        } else if (name == "limit") {
-            std::size_t n = 0;
-            auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
-            if (ec != std::errc() || end != value.data() + value.size() || n < 1 || n > 1000) {
-                done(error_response(400, "bad_request", "limit: must be an integer from 1 to 1000"));
-                return;
-            }
-            filter.limit = n;
-        } else if (name == "cursor") {
-            filter.cursor = value;
-        } else {
+        } else if (name != "limit" && name != "cursor") {
             done(error_response(400, "bad_request", name + ": unknown filter"));
             return;
         }
@@ -181,21 +173,7 @@ void list_agents(service_state& s, const http_request& request, respond_fn done)
                                  done(error_from(r.err()));
                                  return;
                              }
-                             std::string out = R"({"items":[)";
-                             for (std::size_t i = 0; i < r->items.size(); ++i) {
-                                 if (i > 0) {
-                                     out.push_back(',');
-                                 }
-                                 append_agent_json(out, r->items[i]);
-                             }
-                             out += R"(],"next_cursor":)";
-                             if (r->next_cursor) {
-                                 append_json_string(out, *r->next_cursor);
-                             } else {
-                                 out += "null";
-                             }
-                             out.push_back('}');
-                             done(json_response(200, std::move(out)));
+                             done(page_response(*r, append_agent_json));
                          });
 }
 

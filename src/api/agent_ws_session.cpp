@@ -114,8 +114,14 @@ public:
 
 private:
     void send(std::string frame) {
-        if (open_) {
-            connection_.send(std::move(frame));
+        if (!open_ || connection_.send(std::move(frame))) {
+            return;
+        }
+        // The agent stopped reading: its tasks go back to pending now, not at heartbeat_timeout.
+        open_ = false;
+        if (attached_) {
+            attached_ = false;
+            s_.engine.detach_too_slow(agent_id_, *this, service_state::now());
         }
     }
 

@@ -102,6 +102,18 @@ void service::handle(http_request&& request, respond_fn done) {
     }
 }
 
+void service::abandon(std::uint64_t connection_id) {
+    auto it = impl_->long_polls.find(connection_id);
+    if (it == impl_->long_polls.end()) {
+        return;
+    }
+    if (*it->second.slot) {
+        impl_->engine.abandon_request(it->second.id);
+        *it->second.slot = nullptr;
+    }
+    impl_->long_polls.erase(it);
+}
+
 upgrade_result service::upgrade(const http_request& request, ws_connection& connection) {
     auto lookup = match_route(request.method, request.path);
     if (!lookup.match ||
@@ -123,7 +135,7 @@ std::chrono::steady_clock::time_point service::tick(std::chrono::steady_clock::t
     const auto wall_now = service_state::now();
     const auto next = impl_->engine.tick(wall_now);
     // Drop answered long polls from the drain list.
-    std::erase_if(impl_->long_polls, [](const auto& entry) { return !*entry.second; });
+    std::erase_if(impl_->long_polls, [](const auto& entry) { return !*entry.second.slot; });
     if (next == store::time_point::max()) {
         return std::chrono::steady_clock::time_point::max();
     }
@@ -132,11 +144,11 @@ std::chrono::steady_clock::time_point service::tick(std::chrono::steady_clock::t
 
 void service::begin_drain() {
     // Long polls end now (empty), so their connections can close within the drain.
-    for (auto& [id, slot] : impl_->long_polls) {
-        if (*slot) {
-            impl_->engine.abandon_request(id);
-            auto reply = std::move(*slot);
-            *slot = nullptr;
+    for (auto& [connection, poll] : impl_->long_polls) {
+        if (*poll.slot) {
+            impl_->engine.abandon_request(poll.id);
+            auto reply = std::move(*poll.slot);
+            *poll.slot = nullptr;
             auto response = json_response(200, R"({"tasks":[]})");
             response.route = "/api/v1/tasks/request";
             reply(std::move(response));

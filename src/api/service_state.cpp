@@ -5,6 +5,8 @@
 
 #include <unistd.h>
 
+#include <charconv>
+
 #include "pm_agent/config/load.hpp"
 #include "pm_agent/store/memory_store.hpp"
 
@@ -264,6 +266,24 @@ http_response error_from(const store::error& error) {
         response.headers.emplace_back("WWW-Authenticate", "Bearer");
     }
     return response;
+}
+
+std::optional<store::error> read_paging(const query_params& params, std::size_t& limit,
+                                        std::string& cursor) {
+    for (const auto& [name, value] : params) {
+        if (name == "limit") {
+            std::size_t n = 0;
+            auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
+            if (ec != std::errc() || end != value.data() + value.size() || n < 1 || n > 1000) {
+                return store::error{store::errc::bad_request,
+                                    "limit: must be an integer from 1 to 1000"};
+            }
+            limit = n;
+        } else if (name == "cursor") {
+            cursor = value;
+        }
+    }
+    return std::nullopt;
 }
 
 http_response json_response(unsigned status, std::string body) {

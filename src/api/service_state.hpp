@@ -9,6 +9,8 @@
 
 #include "pm_agent/api/application.hpp"
 #include "pm_agent/api/auth.hpp"
+#include "pm_agent/api/codec.hpp"
+#include "pm_agent/api/query.hpp"
 #include "pm_agent/api/errors.hpp"
 #include "pm_agent/api/rate_limit.hpp"
 #include "pm_agent/api/router.hpp"
@@ -70,8 +72,14 @@ struct service_state : core::engine_observer {
     /// Agent token digest -> agent id, so a task operation (whose body names no agent) knows
     /// which agent is calling. Filled at registration; entries are verified by the engine.
     std::unordered_map<token_digest, std::string, digest_hash> agent_tokens;
-    /// Long polls in flight, answered empty when the worker drains.
-    std::unordered_map<core::request_id, std::shared_ptr<respond_fn>> long_polls;
+    /// A long poll in flight: the engine's id and the answer slot (emptied once answered).
+    struct long_poll {
+        core::request_id id;
+        std::shared_ptr<respond_fn> slot;
+    };
+    /// Long polls by HTTP connection id: abandoned when their client leaves, answered empty
+    /// when the worker drains.
+    std::unordered_map<std::uint64_t, long_poll> long_polls;
     /// Open agent WebSocket sessions, told `draining` when the worker drains.
     std::unordered_map<agent_ws_session*, bool> ws_sessions;
     /// Engine counters already exported, to turn them into counter increments at scrape time.
@@ -111,6 +119,30 @@ http_response error_from(const store::error& error);
 
 /// A 200/201/202 JSON response.
 http_response json_response(unsigned status, std::string body);
+
+/// Reads `limit` (1..1000) and `cursor` of a list endpoint's query; the error when malformed.
+std::optional<store::error> read_paging(const query_params& params, std::size_t& limit,
+                                        std::string& cursor);
+
+/// Answers a list endpoint: {"items": [...], "next_cursor": str|null}.
+template <class Page, class AppendItem>
+http_response page_response(const Page& page, AppendItem append_item) {
+    std::string out = R"({"items":[)";
+    for (std::size_t i = 0; i < page.items.size(); ++i) {
+        if (i > 0) {
+            out.push_back(',');
+        }
+        append_item(out, page.items[i]);
+    }
+    out += R"(],"next_cursor":)";
+    if (page.next_cursor) {
+        append_json_string(out, *page.next_cursor);
+    } else {
+        out += "null";
+    }
+    out.push_back('}');
+    return json_response(200, std::move(out));
+}
 
 // Route handlers, one file each group. Each answers through `done` exactly once.
 void handle_task_route(service_state& s, const route_match& match, http_request&& request,

@@ -1,8 +1,6 @@
 // Task routes of API.md: submit (one and batch), read, list, cancel for submitters; request
 // (long poll), start, progress, complete, fail for the holding agent.
 
-#include <charconv>
-
 #include "api/service_state.hpp"
 #include "pm_agent/api/codec.hpp"
 #include "pm_agent/api/query.hpp"
@@ -89,24 +87,6 @@ void submit_batch(service_state& s, http_request&& request, respond_fn done) {
         });
 }
 
-/// Parses `limit` (1..1000) and `cursor` shared by both list endpoints; nullopt + error on bad.
-std::optional<store::error> read_paging(const query_params& params, std::size_t& limit,
-                                        std::string& cursor) {
-    for (const auto& [name, value] : params) {
-        if (name == "limit") {
-            std::size_t n = 0;
-            auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
-            if (ec != std::errc() || end != value.data() + value.size() || n < 1 || n > 1000) {
-                return store::error{errc::bad_request, "limit: must be an integer from 1 to 1000"};
-            }
-            limit = n;
-        } else if (name == "cursor") {
-            cursor = value;
-        }
-    }
-    return std::nullopt;
-}
-
 void list_tasks(service_state& s, const http_request& request, respond_fn done) {
     auto params = parse_query(request.query);
     if (!params) {
@@ -142,21 +122,7 @@ void list_tasks(service_state& s, const http_request& request, respond_fn done) 
                                 done(error_from(r.err()));
                                 return;
                             }
-                            std::string out = R"({"items":[)";
-                            for (std::size_t i = 0; i < r->items.size(); ++i) {
-                                if (i > 0) {
-                                    out.push_back(',');
-                                }
-                                append_task_json(out, r->items[i]);
-                            }
-                            out += R"(],"next_cursor":)";
-                            if (r->next_cursor) {
-                                append_json_string(out, *r->next_cursor);
-                            } else {
-                                out += "null";
-                            }
-                            out.push_back('}');
-                            done(json_response(200, std::move(out)));
+                            done(page_response(*r, append_task_json));
                         });
 }
 
@@ -198,8 +164,8 @@ void request_tasks(service_state& s, http_request&& request, respond_fn done) {
     std::string agent_id(agent_value->get_string());
     s.authenticate_agent(
         request, agent_id,
-        [&s, agent_id, max_tasks, wait_s, done = std::move(done)](
-            store::result<std::string> who) mutable {
+        [&s, agent_id, max_tasks, wait_s, connection_id = request.connection_id,
+         done = std::move(done)](store::result<std::string> who) mutable {
             if (!who) {
                 done(error_from(who.err()));
                 return;
@@ -236,7 +202,7 @@ void request_tasks(service_state& s, http_request&& request, respond_fn done) {
                     reply(json_response(200, std::move(out)));
                 });
             if (*slot) {
-                s.long_polls.emplace(id, std::move(slot));
+                s.long_polls[connection_id] = service_state::long_poll{id, std::move(slot)};
             }
         });
 }

@@ -41,7 +41,8 @@ api::http_method parse_method(bhttp::verb verb) {
 
 /// Beast request -> plain api request in one pass over the header fields (the body is moved,
 /// not copied).
-api::http_request to_api_request(bhttp::request<bhttp::string_body>& req, const std::string& peer) {
+api::http_request to_api_request(bhttp::request<bhttp::string_body>& req, const std::string& peer,
+                                 std::uint64_t connection_id) {
     api::http_request out;
     out.method = parse_method(req.method());
     std::string_view target = req.target();
@@ -77,6 +78,7 @@ api::http_request to_api_request(bhttp::request<bhttp::string_body>& req, const 
     }
     out.websocket_upgrade = websocket::is_upgrade(req);
     out.peer_address = peer;
+    out.connection_id = connection_id;
     out.body = std::move(req.body());
     return out;
 }
@@ -89,10 +91,29 @@ struct pending_answer {
     asio::steady_timer* waiter = nullptr;
 };
 
-asio::awaitable<api::http_response> ask_application(transport_context& ctx,
-                                                    api::http_request request,
-                                                    pending_answer& pending) {
+/// Watches the socket of a request the application answers later: the client closing it
+/// means nobody waits for the answer any more. Shared with the wait handler, which may run
+/// after the request finished.
+struct peer_watch {
+    bool gone = false;
+    asio::steady_timer* waiter = nullptr;
+};
+
+/// Whether a readable socket was closed by the peer (as opposed to holding pipelined bytes).
+bool peer_closed(tcp::socket& socket) {
+    char byte = 0;
+    const auto n = ::recv(socket.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
+}
+
+/// The application's answer, or nullopt when the client went away before it came (the
+/// application is told to forget the request).
+asio::awaitable<std::optional<api::http_response>> ask_application(transport_context& ctx,
+                                                                   tcp::socket& socket,
+                                                                   api::http_request request,
+                                                                   pending_answer& pending) {
     pending.response.reset();
+    const auto connection_id = request.connection_id;
     // Captures one pointer: fits std::function's small buffer, so no allocation per request.
     ctx.app.handle(std::move(request), [p = &pending](api::http_response&& response) {
         p->response = std::move(response);
@@ -100,18 +121,34 @@ asio::awaitable<api::http_response> ask_application(transport_context& ctx,
             p->waiter->cancel();
         }
     });
-    if (!pending.response) {
-        asio::steady_timer waiter(co_await asio::this_coro::executor, clock::time_point::max());
-        pending.waiter = &waiter;
-        struct reset_waiter {
-            pending_answer& p;
-            ~reset_waiter() { p.waiter = nullptr; }
-        } guard{pending};
-        while (!pending.response) {
-            co_await waiter.async_wait(k_tuple);
-        }
+    if (pending.response) {
+        co_return std::move(pending.response);
     }
-    co_return std::move(*pending.response);
+    asio::steady_timer waiter(co_await asio::this_coro::executor, clock::time_point::max());
+    pending.waiter = &waiter;
+    struct reset_waiter {
+        pending_answer& p;
+        ~reset_waiter() { p.waiter = nullptr; }
+    } guard{pending};
+    auto watch = std::make_shared<peer_watch>();
+    watch->waiter = &waiter;
+    socket.async_wait(tcp::socket::wait_read, [watch, &socket](const beast::error_code& ec) {
+        if (!ec && watch->waiter != nullptr && peer_closed(socket)) {
+            watch->gone = true;
+            watch->waiter->cancel();
+        }
+    });
+    while (!pending.response && !watch->gone) {
+        co_await waiter.async_wait(k_tuple);
+    }
+    watch->waiter = nullptr;
+    if (!pending.response) {
+        ctx.app.abandon(connection_id);
+        co_return std::nullopt;
+    }
+    beast::error_code ignored;
+    socket.cancel(ignored);  // stop watching; the handler sees operation_aborted
+    co_return std::move(pending.response);
 }
 
 /// Parse failures the client caused, mapped to the status API.md gives them; nullopt when
@@ -171,13 +208,15 @@ public:
     void drain() override {
         draining_ = true;
         if (idle_) {
-            socket_.cancel();
+            beast::error_code ignored;
+            socket_.cancel(ignored);
         }
     }
     void sweep(clock::time_point now) override {
         if (now >= deadline_ && !expired_) {
             expired_ = true;
-            socket_.cancel();
+            beast::error_code ignored;
+            socket_.cancel(ignored);
         }
     }
 
@@ -253,6 +292,7 @@ asio::awaitable<void> run_http_session(transport_context& ctx, tcp::socket socke
                                        bool over_limit) {
     const auto started = clock::now();
     const std::string peer = peer_address_of(socket);
+    const std::uint64_t connection_id = ++ctx.connection_ids;
     ++ctx.state.http_connections;
     ctx.metrics.http_active.inc();
     http_session_handle handle(ctx, socket);
@@ -313,7 +353,7 @@ asio::awaitable<void> run_http_session(transport_context& ctx, tcp::socket socke
         auto& req = parser.get();
         const unsigned version = req.version();
         const bool keep_alive = req.keep_alive();
-        auto request = to_api_request(req, peer);
+        auto request = to_api_request(req, peer, connection_id);
         if (request.websocket_upgrade) {
             start_ws_session(ctx, std::move(socket), parser.release(), request, over_limit);
             co_return;
@@ -329,7 +369,11 @@ asio::awaitable<void> run_http_session(transport_context& ctx, tcp::socket socke
             response.close = true;
         } else {
             handle.set_waiting();
-            response = co_await ask_application(ctx, std::move(request), pending);
+            auto answer = co_await ask_application(ctx, socket, std::move(request), pending);
+            if (!answer) {
+                break;  // the client left while a long poll waited
+            }
+            response = std::move(*answer);
         }
         const auto status = response.status;
         const auto route = response.route;

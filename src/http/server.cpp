@@ -23,6 +23,8 @@ constexpr auto k_drain_poll = std::chrono::milliseconds(20);
 /// The application's timer is re-armed at least this often, so a deadline added while the timer
 /// waits (a new long poll, a task delayed by 1 s) is late by at most this much.
 constexpr auto k_max_tick_interval = std::chrono::milliseconds(100);
+/// How often WebSocket connections are checked for a due ping, silence or a stuck close.
+constexpr auto k_ws_sweep = std::chrono::seconds(1);
 /// Resolution of HTTP read and keep-alive deadlines.
 constexpr auto k_deadline_sweep = std::chrono::milliseconds(100);
 
@@ -146,7 +148,7 @@ struct server::impl {
 
     asio::awaitable<void> sweep_loop() {
         while (!ctx.state.draining) {
-            sweep_timer.expires_after(options.ws_ping_interval);
+            sweep_timer.expires_after(std::min<clock::duration>(options.ws_ping_interval, k_ws_sweep));
             auto [ec] = co_await sweep_timer.async_wait(k_tuple);
             if (ec) {
                 break;

@@ -83,6 +83,7 @@ struct transport_context {
     std::vector<char> read_scratch = std::vector<char>(64 * 1024);
 
     std::unordered_map<request_series_key, request_series, request_series_key_hash> series;
+    std::uint64_t connection_ids = 0;  ///< last HTTP connection id handed out
 
     std::int64_t open_connections() const { return state.http_connections + state.ws_connections; }
 

@@ -48,14 +48,15 @@ public:
         : ctx_(ctx),
           socket_(std::move(socket)),
           decoder_(ctx.options.ws_read_message_max),
-          last_rx_(clock::now()) {}
+          last_rx_(clock::now()),
+          next_ping_(last_rx_ + ctx.options.ws_ping_interval) {}
 
     tcp::socket& socket() { return socket_; }
     ws::frame_decoder& decoder() { return decoder_; }
 
     bool send(std::string text) override {
         if (state_ != state::open) {
-            return false;
+            return true;  // closing: nothing more reaches the peer
         }
         if (outbox_.size() >= ctx_.options.ws_outbound_queue_max) {
             // A consumer that stops reading: cut it off; its session requeues its tasks.
@@ -92,8 +93,13 @@ public:
             close(k_close_heartbeat_timeout, "heartbeat timeout");
             return;
         }
-        outbox_.push_back(make_frame(ws::opcode::ping, {}));
-        kick_writer();
+        // Each connection pings on its own schedule (from when it connected), so ten thousand
+        // agents are not all pinged in the same loop turn.
+        if (now >= next_ping_) {
+            next_ping_ = now + ctx_.options.ws_ping_interval;
+            outbox_.push_back(make_frame(ws::opcode::ping, {}));
+            kick_writer();
+        }
     }
 
     /// One decoded frame from the peer.
@@ -199,6 +205,7 @@ private:
     ws::frame_decoder decoder_;
     std::vector<outbound> outbox_;
     clock::time_point last_rx_;
+    clock::time_point next_ping_;
     clock::time_point close_deadline_{};
     state state_ = state::open;
     bool writing_ = false;

@@ -3,6 +3,8 @@ black-box: token kinds, long poll, complete/fail ownership, deregistration, live
 starts its own server."""
 import asyncio
 import concurrent.futures
+import json
+import socket
 import time
 import unittest
 
@@ -130,6 +132,24 @@ class LongPoll(EngineRestTest):
         self.assertEqual((status, body), (200, {"tasks": []}))
         self.assertGreater(elapsed, 1.8)
         self.assertLess(elapsed, 3.5)
+
+    def test_a_long_poll_whose_client_left_gets_no_task(self):
+        agent_id, token = register_rest_agent(self.server)
+        body = json.dumps({"agent_id": agent_id, "wait_s": 30}).encode()
+        gone = socket.create_connection(("127.0.0.1", self.server.port), timeout=5)
+        gone.sendall(b"POST /api/v1/tasks/request HTTP/1.1\r\nHost: x\r\n"
+                     b"Authorization: Bearer " + token.encode() + b"\r\n"
+                     b"Content-Type: application/json\r\nContent-Length: " +
+                     str(len(body)).encode() + b"\r\n\r\n" + body)
+        time.sleep(0.3)
+        gone.close()  # the client leaves while its poll waits
+        time.sleep(0.3)
+        task_id = submit_ok(self.server, {"type": "after-leave"})
+        # The task is not handed to the vanished poll: the next poll gets it at once.
+        status, answer = self.request_tasks(agent_id, token, wait_s=2)
+        self.assertEqual(status, 200, answer)
+        self.assertEqual([t["id"] for t in answer["tasks"]], [task_id])
+        self.assertEqual(answer["tasks"][0]["attempts"], 1)
 
     def test_request_without_wait_returns_at_once_with_available_tasks(self):
         agent_id, token = register_rest_agent(self.server, max_concurrency=3)

@@ -19,8 +19,9 @@ namespace pm_agent::api {
 class ws_connection {
 public:
     virtual ~ws_connection() = default;
-    /// Queues one text frame. Returns false when the outbound queue is full: the transport then
-    /// closes the connection as too slow and the session gets on_closed().
+    /// Queues one text frame. Returns false only when the outbound queue is full: the transport
+    /// then cuts the connection off as too slow and the session gets on_closed(). A frame sent
+    /// to a connection that is already closing is dropped (true).
     virtual bool send(std::string text) = 0;
     /// Sends a close frame after the frames already queued, then ends the connection.
     virtual void close(std::uint16_t code, std::string_view reason) = 0;
@@ -61,6 +62,9 @@ public:
     /// Answers one HTTP request; `done` is called exactly once (inline for most routes, later
     /// for a long poll). `route` in the response names the route template for metrics.
     virtual void handle(http_request&& request, respond_fn done) = 0;
+    /// The client of a request not answered yet (a long poll) closed its connection: forget
+    /// it; its `done` must not be called any more.
+    virtual void abandon(std::uint64_t connection_id) = 0;
     /// Decides a WebSocket upgrade request. On success the session talks through `connection`,
     /// which outlives the session's on_closed().
     virtual upgrade_result upgrade(const http_request& request, ws_connection& connection) = 0;

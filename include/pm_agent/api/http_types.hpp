@@ -31,6 +31,7 @@ struct http_request {
     std::string content_type;
     std::string body;
     std::string peer_address;  ///< the TCP peer, without port
+    std::uint64_t connection_id = 0;  ///< the transport's id of the connection (for abandon)
     bool websocket_upgrade = false;
 };
 

@@ -21,6 +21,7 @@ public:
     ~service() override;
 
     void handle(http_request&& request, respond_fn done) override;
+    void abandon(std::uint64_t connection_id) override;
     upgrade_result upgrade(const http_request& request, ws_connection& connection) override;
     std::chrono::steady_clock::time_point tick(std::chrono::steady_clock::time_point now) override;
     void begin_drain() override;

@@ -86,6 +86,7 @@ class engine {
   public:
     /// `st` and `rng` must outlive the engine.
     engine(store::store& st, engine_options options, random_source& rng);
+    /// Drops pending long polls without calling them.
     ~engine();
     engine(const engine&) = delete;
     engine& operator=(const engine&) = delete;
@@ -103,9 +104,11 @@ class engine {
     /// POST /api/v1/tasks/{id}/cancel: the cancelled task; a holder is sent `cancel` (or gets
     /// it in its next heartbeat answer) and its slot is credited back. conflict if finished.
     void cancel(std::string_view task_id, time_point now, callback<const store::task*> done);
+    /// GET /api/v1/tasks/{id}.
     void get_task(std::string_view task_id, callback<const store::task*> done);
     /// limit must be 1..1000 (bad_request otherwise); a bad cursor is bad_request.
     void list_tasks(store::task_filter filter, callback<store::task_page> done);
+    /// The store's part of /api/v1/stats.
     void stats(callback<store::store_stats> done);
     /// Pending tasks per queue, for the pm_agent_task_queue_size{queue} gauge.
     void queue_depths(callback<std::vector<store::queue_depth>> done);
@@ -125,7 +128,9 @@ class engine {
     /// DELETE /api/v1/agents/{id}: its unfinished tasks go back to pending; an attached sink
     /// gets deregistered() and its long polls end empty.
     void deregister(std::string_view agent_id, time_point now, callback<void> done);
+    /// GET /api/v1/agents/{id}.
     void get_agent(std::string_view agent_id, callback<const store::agent*> done);
+    /// GET /api/v1/agents; limit must be 1..1000.
     void list_agents(store::agent_filter filter, callback<store::agent_page> done);
 
     // --- WebSocket agents -------------------------------------------------------------------
@@ -186,6 +191,7 @@ class engine {
     void set_timer_hook(store::unique_function<void(time_point)> hook);
     /// `observer` (or nullptr) must outlive the engine or be reset first.
     void set_observer(engine_observer* observer);
+    /// Outcome counters (monotonic).
     const engine_counters& counters() const;
     /// Agents with a WebSocket sink attached.
     std::size_t attached_agents() const;

@@ -180,14 +180,20 @@ class store {
     virtual void cancel(std::string_view task_id, time_point now,
                         callback<cancel_outcome> done) = 0;
 
+    /// One task by id.
     virtual void get_task(std::string_view task_id, callback<const task*> done) = 0;
+    /// A page of tasks, newest first (see task_filter).
     virtual void list_tasks(task_filter filter, callback<task_page> done) = 0;
+    /// Counts by status, per queue and of agents.
     virtual void stats(callback<store_stats> done) = 0;
+    /// Pending tasks per queue, sorted by queue name.
     virtual void queue_depths(callback<std::vector<queue_depth>> done) = 0;
 
     /// Stores a new agent, online, heartbeat at `now`. conflict if the id exists.
     virtual void register_agent(new_agent spec, time_point now, callback<const agent*> done) = 0;
+    /// One agent by id.
     virtual void get_agent(std::string_view agent_id, callback<const agent*> done) = 0;
+    /// A page of agents in registration order (see agent_filter).
     virtual void list_agents(agent_filter filter, callback<agent_page> done) = 0;
     /// Liveness: last_heartbeat = now, renews all of its leases, sets `status` when given
     /// (online or draining; absent keeps draining, and brings an offline agent online), and

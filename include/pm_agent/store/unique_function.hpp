@@ -65,8 +65,10 @@ class unique_function<R(Args...)> {
 
     ~unique_function() { reset(); }
 
+    /// True when it holds a callable.
     explicit operator bool() const noexcept { return ops_ != nullptr; }
 
+    /// Calls it; it must hold a callable.
     R operator()(Args... args) { return ops_->invoke(buffer_, std::forward<Args>(args)...); }
 
   private:

@@ -137,6 +137,13 @@ void deferred_store::deregister_agent(std::string_view agent_id, time_point now,
     });
 }
 
+void deferred_store::release_agent_tasks(std::string_view agent_id, time_point now,
+                                         callback<std::vector<released_task>> done) {
+    queue_.emplace_back([this, id = std::string(agent_id), now, done = std::move(done)]() mutable {
+        inner_.release_agent_tasks(id, now, std::move(done));
+    });
+}
+
 void deferred_store::reap(time_point now, callback<reap_outcome> done) {
     queue_.emplace_back(
         [this, now, done = std::move(done)]() mutable { inner_.reap(now, std::move(done)); });

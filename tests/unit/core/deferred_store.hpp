@@ -54,6 +54,8 @@ class deferred_store final : public ps::store {
                    ps::time_point now, ps::callback<ps::heartbeat_outcome> done) override;
     void deregister_agent(std::string_view agent_id, ps::time_point now,
                           ps::callback<std::vector<ps::released_task>> done) override;
+    void release_agent_tasks(std::string_view agent_id, ps::time_point now,
+                             ps::callback<std::vector<ps::released_task>> done) override;
     void reap(ps::time_point now, ps::callback<ps::reap_outcome> done) override;
     std::optional<ps::time_point> next_due() const override { return inner_.next_due(); }
 

@@ -116,6 +116,64 @@ TEST_F(engine_test, DetachedAgentGetsNoPushesButKeepsItsTasks) {
     EXPECT_EQ(again.tasks.size(), 1u);  // the slot credited back by the completion
 }
 
+namespace {
+
+// A connection whose outbound queue holds `capacity` frames; the next push overflows it and the
+// transport drops the connection as too slow, from inside push_task as a real one may.
+class slow_sink final : public agent_sink {
+  public:
+    slow_sink(engine& e, std::size_t capacity, time_point now)
+        : e_(e), capacity_(capacity), now_(now) {}
+    void push_task(const store::task& task) override {
+        if (tasks.size() == capacity_) {
+            e_.detach_too_slow(agent_id, *this, now_);
+            return;
+        }
+        tasks.push_back(task.id);
+    }
+    void push_cancel(std::string_view) override {}
+    void deregistered() override {}
+
+    std::string agent_id;
+    std::vector<std::string> tasks;
+
+  private:
+    engine& e_;
+    std::size_t capacity_;
+    time_point now_;
+};
+
+}  // namespace
+
+TEST_F(engine_test, ATooSlowConsumerIsDroppedAndItsTasksRequeuedAtOnce) {
+    slow_sink slow(engine_, 1, now_);
+    slow.agent_id = add_agent({"default"}, {}, 4);
+    engine_.attach(slow.agent_id, slow, now_,
+                   [](store::result<const store::agent*> r) { ASSERT_TRUE(r); });
+    std::vector<task_spec> batch(3);
+    for (task_spec& s : batch) {
+        s.type = "work";
+    }
+    std::vector<std::string> ids_in_order;
+    engine_.submit_batch(std::move(batch), now_,
+                         [&](store::result<std::span<const store::submitted>> r) {
+                             ASSERT_TRUE(r);
+                             for (const store::submitted& s : *r) {
+                                 ids_in_order.push_back(s.record->id);
+                             }
+                         });
+    ASSERT_TRUE(engine_.ready(slow.agent_id, 3, now_));  // the second push overflows
+    EXPECT_EQ(slow.tasks, ids{ids_in_order[0]});
+    EXPECT_EQ(engine_.attached_agents(), 0u);
+    EXPECT_EQ(count(task_status::pending), 3u);       // including the one it did receive
+    EXPECT_EQ(engine_.counters().lease_expired, 3u);  // all three were claimed for it
+    fake_sink healthy;
+    add_ws_agent(healthy, 3);
+    ASSERT_EQ(healthy.tasks.size(), 3u);
+    EXPECT_EQ(healthy.tasks[0].id, ids_in_order[0]);
+    EXPECT_EQ(healthy.tasks[0].attempts, 2);
+}
+
 TEST_F(engine_test, ADetachOfAReplacedConnectionIsIgnored) {
     fake_sink old_sink;
     fake_sink new_sink;

@@ -145,6 +145,8 @@ class store_contract : public ::testing::TestWithParam<store_factory> {
     result<heartbeat_copy> heartbeat(std::string_view agent_id, std::optional<agent_status> status,
                                      time_point now);
     result<std::vector<released_task>> deregister(std::string_view agent_id, time_point now);
+    result<std::vector<released_task>> release_agent_tasks(std::string_view agent_id,
+                                                           time_point now);
     result<reap_outcome> reap(time_point now);
 
     /// The ids of claimed tasks, in claim order (empty on error).

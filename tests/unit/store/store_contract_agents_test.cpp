@@ -41,6 +41,26 @@ TEST_P(store_contract, DeregisterRequeuesItsTasksAndForgetsIt) {
     EXPECT_EQ(stats()->agents[static_cast<std::size_t>(agent_status::online)], 0u);
 }
 
+TEST_P(store_contract, ReleasingAnAgentsTasksKeepsTheAgent) {
+    ASSERT_TRUE(register_agent(agent_spec("a_1"), at(0)));
+    ASSERT_TRUE(submit_one(task_spec("t_1"), at(0)));
+    ASSERT_TRUE(submit_one(task_spec("t_2"), at(0)));
+    ASSERT_EQ(claim_ids("a_1", 2, at(1)).size(), 2u);
+    auto r = release_agent_tasks("a_1", at(2));
+    ASSERT_TRUE(r);
+    ASSERT_EQ(r->size(), 2u);
+    EXPECT_EQ((*r)[0].reason, release_reason::disconnected);
+    EXPECT_EQ((*r)[0].status, task_status::pending);
+    EXPECT_EQ(get_task("t_1")->status, task_status::pending);
+    EXPECT_EQ(get_task("t_1")->attempts, 1);
+    auto a = get_agent("a_1");
+    ASSERT_TRUE(a);
+    EXPECT_EQ(a->status, agent_status::online);
+    EXPECT_EQ(a->running, 0u);
+    EXPECT_EQ(heartbeat("a_1", std::nullopt, at(3))->cancel.size(), 2u);
+    EXPECT_EQ(release_agent_tasks("a_nope", at(3)).err().code, errc::not_found);
+}
+
 TEST_P(store_contract, ListAgentsFiltersAndPages) {
     ASSERT_TRUE(register_agent(agent_spec("a_1", {"x"}), at(0)));
     ASSERT_TRUE(register_agent(agent_spec("a_2", {"x", "y"}), at(1)));

@@ -164,6 +164,13 @@ result<std::vector<released_task>> store_contract::deregister(std::string_view a
         [](std::vector<released_task>& v) { return std::move(v); });
 }
 
+result<std::vector<released_task>> store_contract::release_agent_tasks(std::string_view agent_id,
+                                                                       time_point now) {
+    return await<std::vector<released_task>, std::vector<released_task>>(
+        [&](auto cb) { store_->release_agent_tasks(agent_id, now, std::move(cb)); },
+        [](std::vector<released_task>& v) { return std::move(v); });
+}
+
 result<reap_outcome> store_contract::reap(time_point now) {
     return await<reap_outcome, reap_outcome>([&](auto cb) { store_->reap(now, std::move(cb)); },
                                              [](reap_outcome& o) { return std::move(o); });
