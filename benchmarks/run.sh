@@ -168,7 +168,10 @@ fi
 
 if [ "$scenario" = e2e ]; then
   seconds=${seconds:-8}
-  client=(--agents 4 --concurrency 64 --submitters 64 --mode ws --duration "$seconds" --drain 10)
+  # Closed loop: at most 4 x the agents' slots unfinished, so both servers are measured on the
+  # whole exchange rather than on how fast a backlog of submits grows.
+  client=(--agents 4 --concurrency 64 --submitters 64 --max-outstanding 1024 --mode ws
+          --duration "$seconds" --drain 10)
   write_engine_config "$work/engine.json" 10000
   for ((round = 1; round <= rounds; round++)); do
     # ABBA order, so that drift in machine load does not favour one side.

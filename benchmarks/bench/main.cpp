@@ -46,6 +46,8 @@ int main(int argc, char** argv) {
     app.add_option("--duration", opt.duration_s, "seconds of submitting")
         ->check(CLI::PositiveNumber)
         ->capture_default_str();
+    app.add_option("--max-outstanding", opt.max_outstanding,
+                   "submitters wait while this many tasks are unfinished (0 = no cap)");
     app.add_option("--rate", opt.rate, "tasks/s over all submitters, 0 = as fast as possible")
         ->check(CLI::NonNegativeNumber)
         ->capture_default_str();

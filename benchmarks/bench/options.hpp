@@ -16,6 +16,10 @@ struct options {
     double duration_s = 10;
     /// Tasks per second over all submitters; 0 = each submitter as fast as its answers come.
     double rate = 0;
+    /// Most tasks confirmed and not yet acknowledged; submitters wait above it (0: no cap).
+    /// A closed loop: without it, a server that accepts submits faster than it completes them
+    /// builds an ever-growing backlog and the window measures the imbalance, not the exchange.
+    std::int64_t max_outstanding = 0;
     agent_mode mode = agent_mode::ws;
     /// Slots per agent: `max_concurrency` at registration and the `ready` grant.
     int concurrency = 64;

@@ -13,6 +13,8 @@ namespace {
 using clock = std::chrono::steady_clock;
 /// After 429 / 503 the server asks for a pause; longer than this would stall a short run.
 constexpr double k_max_backoff_s = 1.0;
+/// How often a submitter held back by --max-outstanding looks again.
+constexpr auto k_outstanding_poll = std::chrono::microseconds(200);
 /// Pause after a failed connection before trying again.
 constexpr auto k_reconnect_pause = std::chrono::milliseconds(100);
 
@@ -42,6 +44,10 @@ class submitter {
                 if (!ctx_.submitting) {
                     break;
                 }
+            }
+            while (opt.max_outstanding > 0 && ctx_.book.outstanding >= opt.max_outstanding &&
+                   ctx_.submitting && !ctx_.stopping) {
+                co_await pause_until(clock::now() + k_outstanding_poll);
             }
             const std::int64_t sent = now_ns();
             auto answer = co_await client_.post(path, body(sent, batch));
