@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
-# Configures and builds one build tree. Usage: scripts/build.sh [release|asan]
+# Configures and builds one build tree, then prints its directory.
+# Usage: scripts/build.sh [release|asan] [ninja targets...]   (no targets: everything)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 kind=${1:-release}
+shift || true
 case "$kind" in
   release) dir=build; flags=(-DCMAKE_BUILD_TYPE=Release) ;;
   asan) dir=build-asan; flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DPM_AGENT_SANITIZE=ON) ;;
-  *) echo "usage: scripts/build.sh [release|asan]" >&2; exit 2 ;;
+  *) echo "usage: scripts/build.sh [release|asan] [targets...]" >&2; exit 2 ;;
 esac
 if [ ! -f "$dir/build.ninja" ]; then
   cmake -S . -B "$dir" -G Ninja "${flags[@]}" >/dev/null
 fi
-ninja -C "$dir" ${NINJA_QUIET:+--quiet} >&2
+ninja -C "$dir" ${NINJA_QUIET:+--quiet} "$@" >&2
 echo "$dir"

@@ -68,20 +68,29 @@ void service::handle(http_request&& request, respond_fn done) {
         return;
     }
     const auto& match = *lookup.match;
+    // Operational routes answer inline: no wrapper (and no allocation) around `done`.
+    auto answer_now = [&](http_response&& r) {
+        r.route = match.route_template;
+        done(std::move(r));
+    };
+    switch (match.id) {
+        case route_id::health:
+            answer_now(impl_->health());
+            return;
+        case route_id::ready:
+            answer_now(impl_->ready());
+            return;
+        case route_id::metrics:
+            answer_now(impl_->metrics_page(request));
+            return;
+        default:
+            break;
+    }
     auto tagged = [route = match.route_template, done = std::move(done)](http_response&& r) {
         r.route = route;
         done(std::move(r));
     };
     switch (match.id) {
-        case route_id::health:
-            tagged(impl_->health());
-            return;
-        case route_id::ready:
-            tagged(impl_->ready());
-            return;
-        case route_id::metrics:
-            tagged(impl_->metrics_page(request));
-            return;
         case route_id::stats:
             handle_stats(*impl_, request, std::move(tagged));
             return;
@@ -96,6 +105,10 @@ void service::handle(http_request&& request, respond_fn done) {
         case route_id::ws_agent:
             tagged(error_response(400, "bad_request", "this endpoint needs a WebSocket upgrade"));
             return;
+        case route_id::health:
+        case route_id::ready:
+        case route_id::metrics:
+            return;  // answered above
         default:
             handle_task_route(*impl_, match, std::move(request), std::move(tagged));
             return;

@@ -2,7 +2,9 @@
 // application, write the answer, repeat while keep-alive holds. Upgrades go to the WebSocket
 // session. Every failure the client caused is answered with the API's JSON error shape.
 
+#include <array>
 #include <optional>
+#include <span>
 
 #include "http/transport_context.hpp"
 #include "pm_agent/api/errors.hpp"
@@ -250,27 +252,38 @@ asio::awaitable<beast::error_code> write_response(transport_context& ctx, tcp::s
                                                   api::http_response& response,
                                                   unsigned http_version, bool keep_alive,
                                                   bool head_only, const std::string& request_id) {
-    bhttp::response<bhttp::string_body> res{static_cast<bhttp::status>(response.status),
-                                            http_version};
-    res.set(bhttp::field::content_type, response.content_type);
-    for (auto& [name, value] : response.headers) {
-        res.set(name, value);
+    // The head is written by hand into one string and sent with the body in one gathered
+    // write: Beast's fields and serializer cost several allocations per response.
+    std::string head;
+    head.reserve(160 + request_id.size());
+    head += http_version == 10 ? "HTTP/1.0 " : "HTTP/1.1 ";
+    head += std::to_string(response.status);
+    head.push_back(' ');
+    head += bhttp::obsolete_reason(static_cast<bhttp::status>(response.status));
+    head += "\r\nContent-Type: ";
+    head += response.content_type;
+    head += "\r\nContent-Length: ";
+    head += std::to_string(response.body.size());
+    for (const auto& [name, value] : response.headers) {
+        head += "\r\n";
+        head += name;
+        head += ": ";
+        head += value;
     }
     if (!request_id.empty()) {
-        res.set("X-Request-ID", request_id);
+        head += "\r\nX-Request-ID: ";
+        head += request_id;
     }
-    res.keep_alive(keep_alive && !response.close);
-    const auto body_size = response.body.size();
-    if (!head_only) {
-        res.body() = std::move(response.body);
+    const bool keep = keep_alive && !response.close;
+    if (!keep) {
+        head += "\r\nConnection: close";
+    } else if (http_version == 10) {
+        head += "\r\nConnection: keep-alive";
     }
-    res.content_length(body_size);
-    if (head_only) {
-        bhttp::response_serializer<bhttp::string_body> serializer{res};
-        auto [ec, n] = co_await bhttp::async_write_header(socket, serializer, k_tuple);
-        co_return ec;
-    }
-    auto [ec, n] = co_await bhttp::async_write(socket, res, k_tuple);
+    head += "\r\n\r\n";
+    std::array<asio::const_buffer, 2> buffers{asio::buffer(head), asio::buffer(response.body)};
+    auto [ec, n] = co_await asio::async_write(
+        socket, std::span(buffers.data(), head_only ? 1 : 2), k_tuple);
     co_return ec;
 }
 
