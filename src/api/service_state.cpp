@@ -13,6 +13,10 @@
 namespace pm_agent::api {
 namespace {
 
+/// Queues exported by name in pm_agent_task_queue_size; below the registry's family bound so
+/// the "other" series is ours, not the registry's overflow.
+constexpr std::size_t k_queue_series = 400;
+
 std::string make_worker_id() {
     char host[256] = {};
     if (gethostname(host, sizeof(host) - 1) != 0) {
@@ -136,9 +140,19 @@ void service_state::sync_metrics() {
         if (!depths) {
             return;
         }
-        // Queues that emptied keep their series at 0 rather than vanishing.
-        for (const auto& d : *depths) {
-            metrics.queue_size.with({d.queue}).set(static_cast<double>(d.pending));
+        // Queues that emptied keep their series at 0 rather than vanishing. Queue names come
+        // from users: past k_queue_series queues (by name) the rest are summed as "other".
+        double other = 0;
+        for (std::size_t i = 0; i < depths->size(); ++i) {
+            const auto& d = (*depths)[i];
+            if (i < k_queue_series) {
+                metrics.queue_size.with({d.queue}).set(static_cast<double>(d.pending));
+            } else {
+                other += static_cast<double>(d.pending);
+            }
+        }
+        if (depths->size() > k_queue_series) {
+            metrics.queue_size.with({"other"}).set(other);
         }
     });
     engine.stats([this](store::result<store::store_stats> stats) {
