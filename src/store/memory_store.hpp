@@ -98,6 +98,8 @@ class memory_store final : public store {
     void unhold(task_rec& rec);
     void renew_leases(agent_rec& holder, time_point now);
     released_task release(task_rec& rec, release_reason why, time_point now);
+    /// Releases every task the agent holds (deregistration, a cut-off connection).
+    std::vector<released_task> release_all(agent_rec& rec, release_reason why, time_point now);
     void set_agent_status(agent_rec& rec, agent_status s);
 
     task_rec& create_task(new_task&& spec, time_point now);

@@ -77,17 +77,23 @@ void memory_store::heartbeat(std::string_view agent_id, std::optional<agent_stat
     done(std::move(out));
 }
 
+std::vector<released_task> memory_store::release_all(agent_rec& rec, release_reason why,
+                                                     time_point now) {
+    std::vector<released_task> released;
+    released.reserve(rec.held.size());
+    while (!rec.held.empty()) {
+        released.push_back(release(*rec.held.back(), why, now));
+    }
+    return released;
+}
+
 void memory_store::deregister_agent(std::string_view agent_id, time_point now,
                                     callback<std::vector<released_task>> done) {
     agent_rec* rec = find_agent(agent_id);
     if (rec == nullptr) {
         return done(error{errc::not_found, "no such agent"});
     }
-    std::vector<released_task> released;
-    released.reserve(rec->held.size());
-    while (!rec->held.empty()) {
-        released.push_back(release(*rec->held.back(), release_reason::deregistered, now));
-    }
+    auto released = release_all(*rec, release_reason::deregistered, now);
     erase_agent(*rec);
     done(std::move(released));
 }
@@ -98,12 +104,7 @@ void memory_store::release_agent_tasks(std::string_view agent_id, time_point now
     if (rec == nullptr) {
         return done(error{errc::not_found, "no such agent"});
     }
-    std::vector<released_task> released;
-    released.reserve(rec->held.size());
-    while (!rec->held.empty()) {
-        released.push_back(release(*rec->held.back(), release_reason::disconnected, now));
-    }
-    done(std::move(released));
+    done(release_all(*rec, release_reason::disconnected, now));
 }
 
 }  // namespace pm_agent::store
