@@ -32,6 +32,7 @@ pm_agent::http::server_options transport_options(const pm_agent::config::config&
     options.ws_outbound_queue_max = cfg.agents.outbound_queue_max;
     options.ws_ping_interval = cfg.agents.heartbeat_interval;
     options.ws_silence_timeout = cfg.agents.heartbeat_timeout;
+    options.ws_permessage_deflate = cfg.agents.permessage_deflate;
     return options;
 }
 
@@ -41,11 +42,6 @@ int serve(const pm_agent::config::config& cfg) {
         return k_exit_config_error;
     }
     pm_agent::log::init(cfg.log.level, cfg.log.format == pm_agent::config::log_format::json);
-    if (cfg.agents.permessage_deflate) {
-        // Our WebSocket framing does not implement the extension: agents that offer it are
-        // answered without it (RFC 7692 lets them continue uncompressed).
-        spdlog::warn("event=permessage_deflate_unsupported key=agents.permessage_deflate");
-    }
     spdlog::warn("event=store_not_durable store=memory detail=\"tasks live in this process only\"");
     pm_agent::metrics::registry registry;
     pm_agent::api::transport_state state;

@@ -77,12 +77,12 @@ struct transport_context {
     api::application& app;
     api::transport_state& state;
     transport_metrics metrics;
-    std::unordered_set<drainable*> sessions;    ///< every live HTTP session
-    std::unordered_set<drainable*> websockets;  ///< every live WebSocket connection
+    std::unordered_set<drainable*> sessions{};  ///< every live HTTP session
+    std::unordered_set<drainable*> websockets{};  ///< every live WebSocket connection
     /// Where every WebSocket read lands (one loop thread: one buffer serves all connections).
     std::vector<char> read_scratch = std::vector<char>(64 * 1024);
 
-    std::unordered_map<request_series_key, request_series, request_series_key_hash> series;
+    std::unordered_map<request_series_key, request_series, request_series_key_hash> series{};
     std::uint64_t connection_ids = 0;  ///< last HTTP connection id handed out
 
     std::int64_t open_connections() const { return state.http_connections + state.ws_connections; }

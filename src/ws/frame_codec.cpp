@@ -1,5 +1,9 @@
 #include "pm_agent/ws/frame_codec.hpp"
 
+#include <algorithm>
+
+#include <zlib.h>
+
 #include <openssl/evp.h>
 #include <openssl/sha.h>
 
@@ -13,11 +17,15 @@ frame_decoder::header_status frame_decoder::read_header(std::string_view data, h
     const auto b0 = static_cast<unsigned char>(data[0]);
     const auto b1 = static_cast<unsigned char>(data[1]);
     error_code = k_close_protocol_error;
-    if ((b0 & 0x70) != 0) {
-        return header_status::bad;  // RSV bits: no extension was negotiated
+    h.compressed = (b0 & 0x40) != 0;
+    if ((b0 & 0x30) != 0 || (h.compressed && !deflate_)) {
+        return header_status::bad;  // RSV bits of an extension that was not negotiated
     }
     h.fin = (b0 & 0x80) != 0;
     const auto op = b0 & 0x0F;
+    if (h.compressed && op >= 0x8) {
+        return header_status::bad;  // control frames are never compressed
+    }
     if (op != 0x0 && op != 0x1 && op != 0x2 && op != 0x8 && op != 0x9 && op != 0xA) {
         return header_status::bad;
     }
@@ -144,6 +152,102 @@ void append_frame(std::string& out, opcode op, std::string_view payload) {
     char header[k_max_frame_header];
     out.append(header, write_frame_header(header, op, payload.size()));
     out.append(payload);
+}
+
+namespace {
+
+/// The deflate block tail that permessage-deflate strips from every message (RFC 7692 §7.2.1).
+constexpr unsigned char k_deflate_tail[4] = {0x00, 0x00, 0xFF, 0xFF};
+/// Raw deflate with the largest window (negative: no zlib header).
+constexpr int k_window_bits = -15;
+
+}  // namespace
+
+std::optional<std::string> inflate_message(std::string_view compressed, std::size_t max_size,
+                                           bool& too_big) {
+    too_big = false;
+    z_stream zs{};
+    if (inflateInit2(&zs, k_window_bits) != Z_OK) {
+        return std::nullopt;
+    }
+    std::string input(compressed);
+    input.append(reinterpret_cast<const char*>(k_deflate_tail), sizeof(k_deflate_tail));
+    zs.next_in = reinterpret_cast<Bytef*>(input.data());
+    zs.avail_in = static_cast<uInt>(input.size());
+    std::string out;
+    char chunk[16384];
+    int rc = Z_OK;
+    while (rc == Z_OK) {
+        zs.next_out = reinterpret_cast<Bytef*>(chunk);
+        zs.avail_out = sizeof(chunk);
+        rc = inflate(&zs, Z_SYNC_FLUSH);
+        if (rc != Z_OK && rc != Z_STREAM_END && rc != Z_BUF_ERROR) {
+            inflateEnd(&zs);
+            return std::nullopt;
+        }
+        out.append(chunk, sizeof(chunk) - zs.avail_out);
+        if (out.size() > max_size) {
+            too_big = true;
+            inflateEnd(&zs);
+            return std::nullopt;
+        }
+        if (zs.avail_in == 0 && zs.avail_out != 0) {
+            break;
+        }
+        if (rc == Z_BUF_ERROR) {
+            break;
+        }
+    }
+    const bool consumed = zs.avail_in == 0;
+    inflateEnd(&zs);
+    if (!consumed) {
+        return std::nullopt;
+    }
+    return out;
+}
+
+std::string deflate_message(std::string_view text) {
+    z_stream zs{};
+    deflateInit2(&zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, k_window_bits, 8, Z_DEFAULT_STRATEGY);
+    std::string out;
+    out.resize(deflateBound(&zs, static_cast<uLong>(text.size())) + 16);
+    zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(text.data()));
+    zs.avail_in = static_cast<uInt>(text.size());
+    zs.next_out = reinterpret_cast<Bytef*>(out.data());
+    zs.avail_out = static_cast<uInt>(out.size());
+    deflate(&zs, Z_SYNC_FLUSH);
+    out.resize(out.size() - zs.avail_out);
+    deflateEnd(&zs);
+    if (out.size() >= 4 && std::equal(out.end() - 4, out.end(),
+                                      reinterpret_cast<const char*>(k_deflate_tail))) {
+        out.resize(out.size() - 4);
+    }
+    return out;
+}
+
+bool accepts_deflate_offer(std::string_view header) {
+    // Offers are comma-separated; parameters are ';'-separated.
+    while (!header.empty()) {
+        const auto comma = header.find(',');
+        std::string_view offer = header.substr(0, comma);
+        header = comma == std::string_view::npos ? std::string_view() : header.substr(comma + 1);
+        const auto semicolon = offer.find(';');
+        std::string_view name = offer.substr(0, semicolon);
+        while (!name.empty() && name.front() == ' ') {
+            name.remove_prefix(1);
+        }
+        while (!name.empty() && name.back() == ' ') {
+            name.remove_suffix(1);
+        }
+        if (name != "permessage-deflate") {
+            continue;
+        }
+        // A demand on our window size would have to be echoed; decline such an offer.
+        if (offer.find("server_max_window_bits") == std::string_view::npos) {
+            return true;
+        }
+    }
+    return false;
 }
 
 std::string close_payload(std::uint16_t code, std::string_view reason) {

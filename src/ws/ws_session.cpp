@@ -4,6 +4,8 @@
 // syscall. Here an idle agent waits for readability with no buffer at all (reads go into one
 // scratch buffer per worker), and the single writer sends every queued frame in one gathered
 // write. One reader (serve_ws) and at most one writer (write_loop) per connection.
+// permessage-deflate (agents.permessage_deflate) is negotiated without context takeover, so no
+// compression state is kept between messages either.
 
 #include <array>
 #include <vector>
@@ -32,10 +34,17 @@ struct outbound {
     std::string payload;
 };
 
-outbound make_frame(ws::opcode op, std::string payload) {
+/// Text messages at least this long are compressed when permessage-deflate was negotiated;
+/// shorter ones are not worth a deflate stream.
+constexpr std::size_t k_deflate_min_bytes = 128;
+
+outbound make_frame(ws::opcode op, std::string payload, bool compressed = false) {
     outbound frame;
     frame.header_size =
         static_cast<std::uint8_t>(ws::write_frame_header(frame.header.data(), op, payload.size()));
+    if (compressed) {
+        frame.header[0] = static_cast<char>(frame.header[0] | 0x40);  // RSV1: compressed
+    }
     frame.payload = std::move(payload);
     return frame;
 }
@@ -44,12 +53,13 @@ class ws_connection_impl final : public api::ws_connection,
                                  public drainable,
                                  public std::enable_shared_from_this<ws_connection_impl> {
 public:
-    ws_connection_impl(transport_context& ctx, tcp::socket&& socket)
+    ws_connection_impl(transport_context& ctx, tcp::socket&& socket, bool deflate)
         : ctx_(ctx),
           socket_(std::move(socket)),
-          decoder_(ctx.options.ws_read_message_max),
+          decoder_(ctx.options.ws_read_message_max, deflate),
           last_rx_(clock::now()),
-          next_ping_(last_rx_ + ctx.options.ws_ping_interval) {}
+          next_ping_(last_rx_ + ctx.options.ws_ping_interval),
+          deflate_(deflate) {}
 
     tcp::socket& socket() { return socket_; }
     ws::frame_decoder& decoder() { return decoder_; }
@@ -64,7 +74,11 @@ public:
             abort();
             return false;
         }
-        outbox_.push_back(make_frame(ws::opcode::text, std::move(text)));
+        if (deflate_ && text.size() >= k_deflate_min_bytes) {
+            outbox_.push_back(make_frame(ws::opcode::text, ws::deflate_message(text), true));
+        } else {
+            outbox_.push_back(make_frame(ws::opcode::text, std::move(text)));
+        }
         kick_writer();
         return true;
     }
@@ -208,13 +222,14 @@ private:
     clock::time_point next_ping_;
     clock::time_point close_deadline_{};
     state state_ = state::open;
+    bool deflate_;
     bool writing_ = false;
     bool peer_closed_ = false;
 };
 
 /// The 101 answer to a valid upgrade request, or the HTTP refusal of a malformed one.
 std::variant<std::string, api::http_response> handshake_response(
-    const bhttp::request<bhttp::string_body>& request) {
+    const bhttp::request<bhttp::string_body>& request, bool deflate) {
     const auto version = request[bhttp::field::sec_websocket_version];
     if (version != "13") {
         auto refusal = api::error_response(426, "bad_request",
@@ -230,6 +245,10 @@ std::variant<std::string, api::http_response> handshake_response(
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
         "Sec-WebSocket-Accept: ";
     out += ws::accept_key(key);
+    if (deflate) {
+        out += "\r\nSec-WebSocket-Extensions: ";
+        out += ws::k_deflate_response;
+    }
     out += "\r\n\r\n";
     return out;
 }
@@ -313,9 +332,12 @@ asio::awaitable<void> serve_ws(transport_context& ctx, std::shared_ptr<ws_connec
 void start_ws_session(transport_context& ctx, tcp::socket socket,
                       bhttp::request<bhttp::string_body> request, const api::http_request& plain,
                       bool over_limit) {
-    auto conn = std::make_shared<ws_connection_impl>(ctx, std::move(socket));
+    const bool deflate =
+        ctx.options.ws_permessage_deflate &&
+        ws::accepts_deflate_offer(request[bhttp::field::sec_websocket_extensions]);
+    auto conn = std::make_shared<ws_connection_impl>(ctx, std::move(socket), deflate);
     auto on_error = [](std::exception_ptr e) { log_coroutine_exception(e, "ws session"); };
-    auto handshake = handshake_response(request);
+    auto handshake = handshake_response(request, deflate);
     if (auto* refusal = std::get_if<api::http_response>(&handshake)) {
         asio::co_spawn(ctx.ioc,
                        refuse_upgrade(ctx, conn, std::move(*refusal), request.version(),

@@ -34,6 +34,7 @@ struct server_options {
     std::size_t ws_outbound_queue_max = 256;
     std::chrono::seconds ws_ping_interval{15};
     std::chrono::seconds ws_silence_timeout{45};
+    bool ws_permessage_deflate = false;  ///< offer RFC 7692 compression to agents that ask
 };
 
 /// One worker's server. Construct, bind(), then run() on the thread that owns the loop.

@@ -4,6 +4,7 @@
 /// whatever bytes arrived; a connection that is idle keeps no buffer at all.
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -45,6 +46,22 @@ std::string close_payload(std::uint16_t code, std::string_view reason);
 /// The Sec-WebSocket-Accept value for a client's Sec-WebSocket-Key.
 std::string accept_key(std::string_view client_key);
 
+/// permessage-deflate (RFC 7692) without context takeover: every message is compressed on its
+/// own. Inflates `compressed` (the tail 00 00 ff ff is added here); nullopt when the data is
+/// not valid deflate or inflates past `max_size` (`too_big` then says which).
+std::optional<std::string> inflate_message(std::string_view compressed, std::size_t max_size,
+                                           bool& too_big);
+
+/// Deflates one message for a frame with RSV1 set (the tail 00 00 ff ff removed).
+std::string deflate_message(std::string_view text);
+
+/// Reads a Sec-WebSocket-Extensions offer: true when it offers permessage-deflate in a form
+/// this server accepts (no server_max_window_bits demand). The answer to send is then
+/// k_deflate_response.
+bool accepts_deflate_offer(std::string_view extensions_header);
+inline constexpr std::string_view k_deflate_response =
+    "permessage-deflate; server_no_context_takeover; client_no_context_takeover";
+
 /// What the decoder found. Views are valid only during the callback.
 struct frame_event {
     enum class kind { text, binary, ping, pong, close, error } what;
@@ -57,7 +74,9 @@ struct frame_event {
 /// `max_message` bytes. After an `error` or a `close` event it ignores further input.
 class frame_decoder {
 public:
-    explicit frame_decoder(std::size_t max_message) : max_message_(max_message) {}
+    /// `deflate`: permessage-deflate was negotiated, so RSV1 marks a compressed message.
+    explicit frame_decoder(std::size_t max_message, bool deflate = false)
+        : max_message_(max_message), deflate_(deflate) {}
 
     /// Consumes `size` bytes at `data`, calling `on_event(const frame_event&)` for each complete
     /// message or control frame. Payloads are unmasked in place (so `data` is modified): the
@@ -90,6 +109,7 @@ private:
     /// One frame's parsed header.
     struct header {
         bool fin;
+        bool compressed;  ///< RSV1
         opcode op;
         std::uint64_t length;
         std::size_t header_size;
@@ -136,6 +156,8 @@ private:
     std::string message_;  ///< payload of an unfinished fragmented message
     opcode message_op_ = opcode::text;
     bool in_message_ = false;
+    bool message_compressed_ = false;
+    bool deflate_ = false;
     bool done_ = false;
 };
 
@@ -168,8 +190,8 @@ bool frame_decoder::on_frame(const header& h, char* payload, std::size_t length,
         return false;
     }
     if (h.op == opcode::continuation) {
-        if (!in_message_) {
-            fail(on_event, k_close_protocol_error, "continuation without a message");
+        if (!in_message_ || h.compressed) {
+            fail(on_event, k_close_protocol_error, "unexpected continuation frame");
             return false;
         }
     } else {
@@ -178,6 +200,7 @@ bool frame_decoder::on_frame(const header& h, char* payload, std::size_t length,
             return false;
         }
         message_op_ = h.op;
+        message_compressed_ = h.compressed;
     }
     if (message_.size() + length > max_message_) {
         fail(on_event, k_close_too_big, "message too big");
@@ -191,6 +214,18 @@ bool frame_decoder::on_frame(const header& h, char* payload, std::size_t length,
             return true;
         }
         message = message_;
+    }
+    std::string inflated;
+    if (message_compressed_) {
+        bool too_big = false;
+        auto plain = inflate_message(message, max_message_, too_big);
+        if (!plain) {
+            fail(on_event, too_big ? k_close_too_big : k_close_invalid_payload,
+                 too_big ? "message too big" : "malformed compressed message");
+            return false;
+        }
+        inflated = std::move(*plain);
+        message = inflated;
     }
     const auto kind =
         message_op_ == opcode::text ? frame_event::kind::text : frame_event::kind::binary;

@@ -158,3 +158,49 @@ TEST(handshake, accept_key_matches_rfc_example) {
 
 }  // namespace
 }  // namespace pm_agent::ws
+
+namespace pm_agent::ws {
+namespace {
+
+TEST(deflate, round_trips_a_message) {
+    const std::string text(5000, 'a');
+    const auto compressed = deflate_message(text);
+    EXPECT_LT(compressed.size(), text.size() / 10);
+    bool too_big = false;
+    auto plain = inflate_message(compressed, 1 << 20, too_big);
+    ASSERT_TRUE(plain);
+    EXPECT_EQ(*plain, text);
+}
+
+TEST(deflate, refuses_garbage_and_bombs) {
+    bool too_big = false;
+    EXPECT_FALSE(inflate_message("\xff\xfe\xfd not deflate", 1024, too_big));
+    EXPECT_FALSE(too_big);
+    const auto bomb = deflate_message(std::string(100000, 'x'));
+    EXPECT_FALSE(inflate_message(bomb, 1000, too_big));
+    EXPECT_TRUE(too_big);
+}
+
+TEST(deflate, decoder_inflates_rsv1_messages_only_when_negotiated) {
+    auto frame = client_frame(0xC1, deflate_message(R"({"type":"ready","slots":3})"));
+    frame_decoder plain(1024);
+    auto refused = decode(plain, frame);
+    ASSERT_EQ(refused.size(), 1u);
+    EXPECT_EQ(refused[0].what, frame_event::kind::error);
+
+    frame_decoder negotiated(1024, true);
+    auto events = decode(negotiated, frame + client_frame(0x81, "uncompressed"));
+    ASSERT_EQ(events.size(), 2u);
+    EXPECT_EQ(events[0].payload, R"({"type":"ready","slots":3})");
+    EXPECT_EQ(events[1].payload, "uncompressed");
+}
+
+TEST(deflate, offer_parsing) {
+    EXPECT_TRUE(accepts_deflate_offer("permessage-deflate; client_max_window_bits"));
+    EXPECT_TRUE(accepts_deflate_offer("x-webkit, permessage-deflate"));
+    EXPECT_FALSE(accepts_deflate_offer("permessage-deflate; server_max_window_bits=10"));
+    EXPECT_FALSE(accepts_deflate_offer(""));
+}
+
+}  // namespace
+}  // namespace pm_agent::ws
