@@ -7,7 +7,8 @@ kind=${1:-release}
 shift || true
 case "$kind" in
   release) dir=build; flags=(-DCMAKE_BUILD_TYPE=Release) ;;
-  asan) dir=build-asan; flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DPM_AGENT_SANITIZE=ON) ;;
+  # -O1 -g1: line tables for sanitizer reports at about half the compile time of -O2 -g.
+  asan) dir=build-asan; flags=(-DCMAKE_BUILD_TYPE=None "-DCMAKE_CXX_FLAGS=-O1 -g1" -DPM_AGENT_SANITIZE=ON) ;;
   *) echo "usage: scripts/build.sh [release|asan] [targets...]" >&2; exit 2 ;;
 esac
 if [ ! -f "$dir/build.ninja" ]; then

@@ -3,9 +3,9 @@
 
 #include <CLI/CLI.hpp>
 
+#include <spdlog/spdlog.h>
 #include <cstdio>
 #include <iostream>
-#include <spdlog/spdlog.h>
 
 #include "pm_agent/api/service.hpp"
 #include "pm_agent/config/load.hpp"
@@ -89,8 +89,8 @@ int main(int argc, char** argv) {
         option->type_name("VALUE");
     }
     auto* serve_cmd = app.add_subcommand("serve", "run the server (default)");
-    auto* check_cmd = app.add_subcommand("check-config",
-                                         "print the effective configuration (secrets masked)");
+    auto* check_cmd =
+        app.add_subcommand("check-config", "print the effective configuration (secrets masked)");
     serve_cmd->fallthrough();
     check_cmd->fallthrough();
 

@@ -69,12 +69,14 @@ void heartbeat(service_state& s, std::string agent_id, http_request&& request, r
     for (const auto& [key, value] : *body) {
         if (key == "status") {
             if (!value.is_string()) {
-                done(error_response(400, "bad_request", "status: must be \"online\" or \"draining\""));
+                done(error_response(400, "bad_request",
+                                    "status: must be \"online\" or \"draining\""));
                 return;
             }
             status = store::parse_agent_status(std::string_view(value.get_string()));
             if (!status || *status == store::agent_status::offline) {
-                done(error_response(400, "bad_request", "status: must be \"online\" or \"draining\""));
+                done(error_response(400, "bad_request",
+                                    "status: must be \"online\" or \"draining\""));
                 return;
             }
         } else if (key != "running" && key != "seq") {
@@ -202,13 +204,14 @@ void handle_stats(service_state& s, const http_request& request, respond_fn done
             done(error_from(r.err()));
             return;
         }
-        const auto uptime = std::chrono::duration<double>(std::chrono::steady_clock::now() - s.started);
+        const auto uptime =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - s.started);
         std::string out = R"({"version":")" PM_AGENT_VERSION R"(","worker":)";
         append_json_string(out, s.worker_id);
         out += R"(,"uptime_s":)" + std::to_string(static_cast<std::int64_t>(uptime.count()));
         out += R"(,"store":"memory","connections":{"http":)" +
-               std::to_string(s.transport.http_connections) +
-               R"(,"ws":)" + std::to_string(s.transport.ws_connections) + "}";
+               std::to_string(s.transport.http_connections) + R"(,"ws":)" +
+               std::to_string(s.transport.ws_connections) + "}";
         out += R"(,"agents":{)";
         for (std::size_t i = 0; i < store::k_agent_status_count; ++i) {
             if (i > 0) {
@@ -256,14 +259,14 @@ void handle_agent_route(service_state& s, const route_match& match, http_request
                 list_agents(s, request, std::move(done));
                 return;
             }
-            s.engine.get_agent(match.param,
-                               [done = std::move(done)](store::result<const store::agent*> r) mutable {
-                                   if (!r) {
-                                       done(error_from(r.err()));
-                                       return;
-                                   }
-                                   done(json_response(200, agent_body(**r)));
-                               });
+            s.engine.get_agent(match.param, [done = std::move(done)](
+                                                store::result<const store::agent*> r) mutable {
+                if (!r) {
+                    done(error_from(r.err()));
+                    return;
+                }
+                done(json_response(200, agent_body(**r)));
+            });
             return;
         }
         default:

@@ -39,7 +39,7 @@ std::string upgrade_token(const http_request& request) {
 }  // namespace
 
 class agent_ws_session final : public ws_session, public core::agent_sink {
-public:
+  public:
     /// `agent_id` empty: a new agent that must send `register` first.
     agent_ws_session(service_state& s, ws_connection& connection, std::string agent_id,
                      bool registration_checked, std::string client)
@@ -112,7 +112,7 @@ public:
 
     void announce_drain() { send(ws_draining(k_reconnect_after_s)); }
 
-private:
+  private:
     void send(std::string frame) {
         if (!open_ || connection_.send(std::move(frame))) {
             return;
@@ -131,19 +131,19 @@ private:
 
     /// Attaches the agent's connection to the engine and answers `registered`.
     void attach(std::string token) {
-        s_.engine.attach(agent_id_, *this, service_state::now(),
-                         [this, token = std::move(token)](store::result<const store::agent*> r) {
-                             if (!r) {
-                                 send_error(r.err(), {});
-                                 connection_.close(k_close_policy, "agent unknown");
-                                 return;
-                             }
-                             attached_ = true;
-                             const auto& a = s_.cfg.agents;
-                             send(ws_registered(agent_id_, token, a.heartbeat_interval.count(),
-                                                a.heartbeat_timeout.count(),
-                                                a.lease_timeout.count()));
-                         });
+        s_.engine.attach(
+            agent_id_, *this, service_state::now(),
+            [this, token = std::move(token)](store::result<const store::agent*> r) {
+                if (!r) {
+                    send_error(r.err(), {});
+                    connection_.close(k_close_policy, "agent unknown");
+                    return;
+                }
+                attached_ = true;
+                const auto& a = s_.cfg.agents;
+                send(ws_registered(agent_id_, token, a.heartbeat_interval.count(),
+                                   a.heartbeat_timeout.count(), a.lease_timeout.count()));
+            });
     }
 
     void handle_register(ws_in::register_msg&& reg) {
@@ -179,15 +179,15 @@ private:
     void handle(ws_in::heartbeat_msg& m) {
         const auto now = service_state::now();
         last_liveness_ = now;
-        s_.engine.heartbeat(agent_id_, std::nullopt, now,
-                            [this, now, seq = std::move(m.seq)](
-                                store::result<std::vector<std::string>> r) mutable {
-                                if (!r) {
-                                    send_error(r.err(), {});
-                                    return;
-                                }
-                                send(ws_heartbeat_ack(now, seq));
-                            });
+        s_.engine.heartbeat(
+            agent_id_, std::nullopt, now,
+            [this, now, seq = std::move(m.seq)](store::result<std::vector<std::string>> r) mutable {
+                if (!r) {
+                    send_error(r.err(), {});
+                    return;
+                }
+                send(ws_heartbeat_ack(now, seq));
+            });
     }
 
     void handle(ws_in::ready_msg& m) { s_.engine.ready(agent_id_, m.slots, service_state::now()); }
@@ -262,9 +262,10 @@ upgrade_result upgrade_agent_socket(service_state& s, const route_match& match,
     auto it = s.agent_tokens.find(digest_token(token));
     if (it == s.agent_tokens.end()) {
         // A valid token of another kind is 403, as on the REST routes.
-        result.refusal = s.auth.kind_of(token)
-                             ? error_response(403, "forbidden", "this endpoint needs the agent's own token")
-                             : error_response(401, "unauthorized", "unknown agent token");
+        result.refusal =
+            s.auth.kind_of(token)
+                ? error_response(403, "forbidden", "this endpoint needs the agent's own token")
+                : error_response(401, "unauthorized", "unknown agent token");
         return result;
     }
     if (it->second != match.param) {

@@ -21,9 +21,9 @@ store::error bad(std::string_view field_prefix, std::string_view field, std::str
 }
 
 /// Fields the server owns: a submitter sending one is told so rather than silently ignored.
-constexpr std::string_view k_server_owned_task_fields[] = {
-    "id", "status", "attempts", "agent_id", "result", "error", "created_at", "updated_at",
-    "progress"};
+constexpr std::string_view k_server_owned_task_fields[] = {"id",         "status",     "attempts",
+                                                           "agent_id",   "result",     "error",
+                                                           "created_at", "updated_at", "progress"};
 
 constexpr std::string_view k_task_fields[] = {
     "type",         "payload",   "queue",   "priority", "required_capabilities",
@@ -140,8 +140,9 @@ store::result<core::task_spec> decode_task_spec(json::object& body, std::string_
             if (!n) {
                 return bad(field_prefix, key, "must be an integer");
             }
-            (key == "priority" ? spec.priority
-                               : key == "max_attempts" ? spec.max_attempts : spec.timeout_s) = *n;
+            (key == "priority"       ? spec.priority
+             : key == "max_attempts" ? spec.max_attempts
+                                     : spec.timeout_s) = *n;
         } else if (key == "required_capabilities") {
             if (value.is_null()) {
                 continue;
@@ -166,7 +167,8 @@ store::result<core::task_spec> decode_task_spec(json::object& body, std::string_
             auto t = value.is_string() ? parse_rfc3339(std::string_view(value.get_string()))
                                        : std::nullopt;
             if (!t) {
-                return bad(field_prefix, key, "must be an RFC 3339 time such as 2030-01-01T00:00:00Z");
+                return bad(field_prefix, key,
+                           "must be an RFC 3339 time such as 2030-01-01T00:00:00Z");
             }
             spec.run_at = *t;
         } else if (key == "idempotency_key") {
@@ -220,7 +222,8 @@ store::result<std::vector<core::task_spec>> decode_task_batch(json::object& body
     for (std::size_t i = 0; i < array.size(); ++i) {
         prefix = "tasks[" + std::to_string(i) + "].";
         if (!array[i].is_object()) {
-            return store::error{errc::bad_request, "tasks[" + std::to_string(i) + "]: must be an object"};
+            return store::error{errc::bad_request,
+                                "tasks[" + std::to_string(i) + "]: must be an object"};
         }
         auto spec = decode_task_spec(array[i].get_object(), {}, prefix);
         if (!spec) {

@@ -78,7 +78,8 @@ std::optional<store::time_point> parse_rfc3339(std::string_view text) {
         text[13] != ':' || text[16] != ':') {
         return std::nullopt;
     }
-    const year_month_day ymd{std::chrono::year{*year}, std::chrono::month{static_cast<unsigned>(*month)},
+    const year_month_day ymd{std::chrono::year{*year},
+                             std::chrono::month{static_cast<unsigned>(*month)},
                              std::chrono::day{static_cast<unsigned>(*mday)}};
     if (!ymd.ok() || *hour > 23 || *minute > 59 || *second > 60) {
         return std::nullopt;
@@ -121,7 +122,8 @@ std::optional<store::time_point> parse_rfc3339(std::string_view text) {
     if (pos != text.size()) {
         return std::nullopt;
     }
-    const auto local = sys_days{ymd} + hours(*hour) + minutes(*minute) + seconds(*second) + fraction;
+    const auto local =
+        sys_days{ymd} + hours(*hour) + minutes(*minute) + seconds(*second) + fraction;
     return time_point_cast<store::clock::duration>(local - offset);
 }
 

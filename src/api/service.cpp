@@ -171,6 +171,8 @@ void service::begin_drain() {
     announce_drain(*impl_);
 }
 
-std::string_view service::store_name() const { return "memory"; }
+std::string_view service::store_name() const {
+    return "memory";
+}
 
 }  // namespace pm_agent::api

@@ -50,8 +50,7 @@ service_metrics::service_metrics(metrics::registry& registry)
                                     "Requests refused with 429 by scope.", {"scope"})),
       task_outcomes(registry.counter("pm_agent_task_outcomes_total",
                                      "Tasks by how their attempt ended.", {"outcome"})),
-      tasks_submitted(
-          registry.counter("pm_agent_tasks_submitted_total", "Tasks accepted.").get()),
+      tasks_submitted(registry.counter("pm_agent_tasks_submitted_total", "Tasks accepted.").get()),
       tasks_dispatched(registry
                            .counter("pm_agent_tasks_dispatched_total",
                                     "Assignments of tasks to agents (pushes and long polls).")
@@ -65,13 +64,11 @@ service_metrics::service_metrics(metrics::registry& registry)
                                       "Time from a task becoming pending to its assignment.",
                                       metrics::k_default_latency_buckets)
                            .get()),
-      queue_size(registry.gauge("pm_agent_task_queue_size", "Pending tasks per queue.",
-                                {"queue"})),
+      queue_size(registry.gauge("pm_agent_task_queue_size", "Pending tasks per queue.", {"queue"})),
       agents(registry.gauge("pm_agent_agents", "Registered agents by status.", {"status"})),
-      waiting_requests(registry
-                           .gauge("pm_agent_waiting_requests",
-                                  "REST long polls waiting for a task.")
-                           .get()) {}
+      waiting_requests(
+          registry.gauge("pm_agent_waiting_requests", "REST long polls waiting for a task.")
+              .get()) {}
 
 service_state::service_state(const config::config& c, metrics::registry& r, transport_state& t)
     : cfg(c),
@@ -89,7 +86,9 @@ service_state::service_state(const config::config& c, metrics::registry& r, tran
     engine.set_observer(this);
 }
 
-service_state::~service_state() { engine.set_observer(nullptr); }
+service_state::~service_state() {
+    engine.set_observer(nullptr);
+}
 
 void service_state::on_dispatched(std::chrono::nanoseconds latency) {
     metrics.dispatch_latency.observe(std::chrono::duration<double>(latency).count());
@@ -229,16 +228,15 @@ void service_state::authenticate_agent(
         return;
     }
     std::string agent_id = it->second;
-    engine.authenticate(agent_id, token,
-                        [agent_id, done = std::move(done)](
-                            store::result<const store::agent*> agent) mutable {
-                            if (!agent) {
-                                done(store::error{store::errc::unauthorized,
-                                                  "unknown or deregistered agent"});
-                                return;
-                            }
-                            done(std::move(agent_id));
-                        });
+    engine.authenticate(
+        agent_id, token,
+        [agent_id, done = std::move(done)](store::result<const store::agent*> agent) mutable {
+            if (!agent) {
+                done(store::error{store::errc::unauthorized, "unknown or deregistered agent"});
+                return;
+            }
+            done(std::move(agent_id));
+        });
 }
 
 void service_state::remember_agent_token(std::string_view token, std::string_view agent_id) {
@@ -270,9 +268,9 @@ unsigned status_for(store::errc code) {
 
 http_response error_from(const store::error& error) {
     const unsigned status = status_for(error.code);
-    auto response = error_response(status, store::to_string(error.code),
-                                   status == 500 ? std::string_view("internal error")
-                                                 : std::string_view(error.message));
+    auto response = error_response(
+        status, store::to_string(error.code),
+        status == 500 ? std::string_view("internal error") : std::string_view(error.message));
     if (error.code == store::errc::queue_full || error.code == store::errc::unavailable) {
         response.headers.emplace_back("Retry-After", "1");
     }

@@ -10,8 +10,8 @@
 #include "pm_agent/api/application.hpp"
 #include "pm_agent/api/auth.hpp"
 #include "pm_agent/api/codec.hpp"
-#include "pm_agent/api/query.hpp"
 #include "pm_agent/api/errors.hpp"
+#include "pm_agent/api/query.hpp"
 #include "pm_agent/api/rate_limit.hpp"
 #include "pm_agent/api/router.hpp"
 #include "pm_agent/config/cidr.hpp"
@@ -38,7 +38,7 @@ struct digest_hash {
 struct service_metrics {
     explicit service_metrics(metrics::registry& registry);
 
-    metrics::counter_family& rate_limited;  ///< scope: submit, register, request
+    metrics::counter_family& rate_limited;   ///< scope: submit, register, request
     metrics::counter_family& task_outcomes;  ///< outcome
     metrics::counter& tasks_submitted;
     metrics::counter& tasks_dispatched;

@@ -144,7 +144,8 @@ void request_tasks(service_state& s, http_request&& request, respond_fn done) {
         if (key == "max_tasks") {
             auto n = integer_field(value, "max_tasks");
             if (!n || *n < 1 || *n > 1000) {
-                done(error_response(400, "bad_request", "max_tasks: must be an integer from 1 to 1000"));
+                done(error_response(400, "bad_request",
+                                    "max_tasks: must be an integer from 1 to 1000"));
                 return;
             }
             max_tasks = static_cast<std::size_t>(*n);
@@ -234,11 +235,13 @@ void holder_operation(service_state& s, route_id id, std::string task_id, http_r
                     const auto* p = body.if_contains("progress");
                     if (p == nullptr || !p->is_number() ||
                         !(p->to_number<double>() >= 0 && p->to_number<double>() <= 1)) {
-                        done(error_response(400, "bad_request", "progress: required number from 0 to 1"));
+                        done(error_response(400, "bad_request",
+                                            "progress: required number from 0 to 1"));
                         return;
                     }
                     std::string message;
-                    if (const auto* m = body.if_contains("message"); m != nullptr && !m->is_null()) {
+                    if (const auto* m = body.if_contains("message");
+                        m != nullptr && !m->is_null()) {
                         if (!m->is_string()) {
                             done(error_response(400, "bad_request", "message: must be a string"));
                             return;
@@ -264,9 +267,11 @@ void holder_operation(service_state& s, route_id id, std::string task_id, http_r
                         return;
                     }
                     bool retryable = true;
-                    if (const auto* r = body.if_contains("retryable"); r != nullptr && !r->is_null()) {
+                    if (const auto* r = body.if_contains("retryable");
+                        r != nullptr && !r->is_null()) {
                         if (!r->is_bool()) {
-                            done(error_response(400, "bad_request", "retryable: must be a boolean"));
+                            done(
+                                error_response(400, "bad_request", "retryable: must be a boolean"));
                             return;
                         }
                         retryable = r->get_bool();
@@ -294,8 +299,8 @@ void handle_task_route(service_state& s, const route_match& match, http_request&
                 return;
             }
             const auto token = bearer_token(request.authorization);
-            const std::string key = token.empty() ? "ip:" + s.client_address(request)
-                                                  : "token:" + std::string(token);
+            const std::string key =
+                token.empty() ? "ip:" + s.client_address(request) : "token:" + std::string(token);
             http_response headers;
             if (auto refused = s.limit(s.submit_limiter, "submit", key, &headers)) {
                 done(std::move(*refused));

@@ -201,7 +201,7 @@ std::string peer_address_of(tcp::socket& socket) {
 /// few times a second) instead of arming a timer per read and write: that keeps timer syscalls
 /// off the request path.
 class http_session_handle final : public drainable {
-public:
+  public:
     http_session_handle(transport_context& ctx, tcp::socket& socket) : ctx_(ctx), socket_(socket) {
         ctx_.sessions.insert(this);
     }
@@ -237,7 +237,7 @@ public:
     bool expired() const { return expired_; }
     bool draining() const { return draining_ || ctx_.state.draining; }
 
-private:
+  private:
     transport_context& ctx_;
     tcp::socket& socket_;
     clock::time_point deadline_ = clock::time_point::max();
@@ -282,8 +282,8 @@ asio::awaitable<beast::error_code> write_response(transport_context& ctx, tcp::s
     }
     head += "\r\n\r\n";
     std::array<asio::const_buffer, 2> buffers{asio::buffer(head), asio::buffer(response.body)};
-    auto [ec, n] = co_await asio::async_write(
-        socket, std::span(buffers.data(), head_only ? 1 : 2), k_tuple);
+    auto [ec, n] =
+        co_await asio::async_write(socket, std::span(buffers.data(), head_only ? 1 : 2), k_tuple);
     co_return ec;
 }
 
@@ -329,8 +329,8 @@ asio::awaitable<void> run_http_session(transport_context& ctx, tcp::socket socke
             if (handle.draining()) {
                 break;
             }
-            auto [ec, n] = co_await socket.async_read_some(buffer.prepare(k_first_read_bytes),
-                                                           k_tuple);
+            auto [ec, n] =
+                co_await socket.async_read_some(buffer.prepare(k_first_read_bytes), k_tuple);
             if (ec) {
                 break;  // closed by the peer, idle timeout or drain: nothing to answer
             }
@@ -345,8 +345,8 @@ asio::awaitable<void> run_http_session(transport_context& ctx, tcp::socket socke
         auto [read_ec, read_n] = co_await bhttp::async_read(socket, buffer, parser, k_tuple);
         const auto request_started = clock::now();
         if (read_ec) {
-            auto status = handle.expired() ? std::optional<unsigned>(408)
-                                           : status_for_parse_error(read_ec);
+            auto status =
+                handle.expired() ? std::optional<unsigned>(408) : status_for_parse_error(read_ec);
             if (!status) {
                 if (read_ec != bhttp::error::end_of_stream) {
                     ctx.metrics.connection_errors.inc();

@@ -61,14 +61,14 @@ void log_coroutine_exception(std::exception_ptr error, const char* what) {
 }
 
 transport_metrics::transport_metrics(metrics::registry& registry)
-    : http_active(registry
-                      .gauge("pm_agent_active_connections", "Open client connections by kind.",
-                             {"kind"})
-                      .with({"http"})),
-      ws_active(registry
-                    .gauge("pm_agent_active_connections", "Open client connections by kind.",
-                           {"kind"})
-                    .with({"ws"})),
+    : http_active(
+          registry
+              .gauge("pm_agent_active_connections", "Open client connections by kind.", {"kind"})
+              .with({"http"})),
+      ws_active(
+          registry
+              .gauge("pm_agent_active_connections", "Open client connections by kind.", {"kind"})
+              .with({"ws"})),
       connection_errors(registry
                             .counter("pm_agent_connection_errors_total",
                                      "Connections that ended in a transport error.")
@@ -87,10 +87,9 @@ transport_metrics::transport_metrics(metrics::registry& registry)
                                             "Lifetime of client connections by kind.",
                                             k_connection_buckets, {"kind"})
                                  .with({"ws"})),
-      request_duration(registry.histogram("pm_agent_request_duration_seconds",
-                                          "HTTP request handling time by route template.",
-                                          metrics::k_default_latency_buckets,
-                                          {"route", "method", "code"})),
+      request_duration(registry.histogram(
+          "pm_agent_request_duration_seconds", "HTTP request handling time by route template.",
+          metrics::k_default_latency_buckets, {"route", "method", "code"})),
       requests(registry.counter("pm_agent_requests_total", "HTTP requests answered.",
                                 {"route", "method", "code"})) {}
 
@@ -148,7 +147,8 @@ struct server::impl {
 
     asio::awaitable<void> sweep_loop() {
         while (!ctx.state.draining) {
-            sweep_timer.expires_after(std::min<clock::duration>(options.ws_ping_interval, k_ws_sweep));
+            sweep_timer.expires_after(
+                std::min<clock::duration>(options.ws_ping_interval, k_ws_sweep));
             auto [ec] = co_await sweep_timer.async_wait(k_tuple);
             if (ec) {
                 break;
@@ -235,8 +235,8 @@ std::uint16_t server::bind() {
     acceptor.set_option(asio::socket_base::reuse_address(true));
     if (impl_->options.reuse_port) {
         int one = 1;
-        if (::setsockopt(acceptor.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one,
-                         sizeof(one)) != 0) {
+        if (::setsockopt(acceptor.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) !=
+            0) {
             throw std::system_error(errno, std::generic_category(), "SO_REUSEPORT");
         }
     }

@@ -40,7 +40,7 @@ struct transport_metrics {
 
 /// Something the drain must reach: an idle HTTP session or a WebSocket connection.
 class drainable {
-public:
+  public:
     virtual ~drainable() = default;
     /// Draining: finish what is in hand, then close (WebSocket: close code 1001).
     virtual void drain() = 0;
@@ -77,7 +77,7 @@ struct transport_context {
     api::application& app;
     api::transport_state& state;
     transport_metrics metrics;
-    std::unordered_set<drainable*> sessions{};  ///< every live HTTP session
+    std::unordered_set<drainable*> sessions{};    ///< every live HTTP session
     std::unordered_set<drainable*> websockets{};  ///< every live WebSocket connection
     /// Where every WebSocket read lands (one loop thread: one buffer serves all connections).
     std::vector<char> read_scratch = std::vector<char>(64 * 1024);
@@ -96,8 +96,7 @@ void log_coroutine_exception(std::exception_ptr error, const char* what);
 
 /// Runs one HTTP connection: requests, keep-alive, limits, and the hand-off to WebSocket.
 /// `over_limit` connections are answered 503 (HTTP) or close 1013 (WebSocket) and closed.
-asio::awaitable<void> run_http_session(transport_context& ctx, tcp::socket socket,
-                                       bool over_limit);
+asio::awaitable<void> run_http_session(transport_context& ctx, tcp::socket socket, bool over_limit);
 
 /// Takes over an upgrade request: asks the application, then spawns the coroutine that answers
 /// a refusal over HTTP, or accepts and serves the agent until it closes (`over_limit`: accept
@@ -108,12 +107,9 @@ void start_ws_session(transport_context& ctx, tcp::socket socket,
                       bool over_limit);
 
 /// Writes an api response on a plain HTTP stream (also used to refuse an upgrade).
-asio::awaitable<beast::error_code> write_response(transport_context& ctx,
-                                                  tcp::socket& socket,
+asio::awaitable<beast::error_code> write_response(transport_context& ctx, tcp::socket& socket,
                                                   api::http_response& response,
                                                   unsigned http_version, bool keep_alive,
-                                                  bool head_only,
-                                                  const std::string& request_id);
-
+                                                  bool head_only, const std::string& request_id);
 
 }  // namespace pm_agent::http

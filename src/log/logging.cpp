@@ -15,7 +15,7 @@ constexpr std::size_t k_queue_lines = 8192;
 
 /// `%*`: the message as a JSON string body (quotes, backslashes and control bytes escaped).
 class json_escaped_message final : public spdlog::custom_flag_formatter {
-public:
+  public:
     void format(const spdlog::details::log_msg& msg, const std::tm&,
                 spdlog::memory_buf_t& dest) override {
         for (char c : msg.payload) {
@@ -48,8 +48,8 @@ public:
 void init(const std::string& level, bool json) {
     spdlog::init_thread_pool(k_queue_lines, 1);
     auto sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
-    auto logger = std::make_shared<spdlog::async_logger>("pm-agent", sink, spdlog::thread_pool(),
-                                                         spdlog::async_overflow_policy::overrun_oldest);
+    auto logger = std::make_shared<spdlog::async_logger>(
+        "pm-agent", sink, spdlog::thread_pool(), spdlog::async_overflow_policy::overrun_oldest);
     auto formatter = std::make_unique<spdlog::pattern_formatter>(spdlog::pattern_time_type::utc);
     if (json) {
         formatter->add_flag<json_escaped_message>('*').set_pattern(
@@ -68,6 +68,8 @@ std::size_t dropped_lines() {
     return pool ? pool->overrun_counter() : 0;
 }
 
-void shutdown() { spdlog::shutdown(); }
+void shutdown() {
+    spdlog::shutdown();
+}
 
 }  // namespace pm_agent::log

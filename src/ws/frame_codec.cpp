@@ -218,8 +218,8 @@ std::string deflate_message(std::string_view text) {
     deflate(&zs, Z_SYNC_FLUSH);
     out.resize(out.size() - zs.avail_out);
     deflateEnd(&zs);
-    if (out.size() >= 4 && std::equal(out.end() - 4, out.end(),
-                                      reinterpret_cast<const char*>(k_deflate_tail))) {
+    if (out.size() >= 4 &&
+        std::equal(out.end() - 4, out.end(), reinterpret_cast<const char*>(k_deflate_tail))) {
         out.resize(out.size() - 4);
     }
     return out;

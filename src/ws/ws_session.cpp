@@ -52,7 +52,7 @@ outbound make_frame(ws::opcode op, std::string payload, bool compressed = false)
 class ws_connection_impl final : public api::ws_connection,
                                  public drainable,
                                  public std::enable_shared_from_this<ws_connection_impl> {
-public:
+  public:
     ws_connection_impl(transport_context& ctx, tcp::socket&& socket, bool deflate)
         : ctx_(ctx),
           socket_(std::move(socket)),
@@ -142,7 +142,8 @@ public:
                 // Echo the close (RFC 6455 §5.5.1) unless we started it; then end the connection.
                 peer_closed_ = true;
                 if (state_ == state::open) {
-                    close(event.code == ws::k_close_no_status ? ws::k_close_normal : event.code, {});
+                    close(event.code == ws::k_close_no_status ? ws::k_close_normal : event.code,
+                          {});
                 } else if (!writing_) {
                     abort();
                 }
@@ -163,7 +164,7 @@ public:
 
     bool closed() const { return state_ == state::closed; }
 
-private:
+  private:
     enum class state { open, closing, closed };
 
     void kick_writer() {
@@ -332,17 +333,16 @@ asio::awaitable<void> serve_ws(transport_context& ctx, std::shared_ptr<ws_connec
 void start_ws_session(transport_context& ctx, tcp::socket socket,
                       bhttp::request<bhttp::string_body> request, const api::http_request& plain,
                       bool over_limit) {
-    const bool deflate =
-        ctx.options.ws_permessage_deflate &&
-        ws::accepts_deflate_offer(request[bhttp::field::sec_websocket_extensions]);
+    const bool deflate = ctx.options.ws_permessage_deflate &&
+                         ws::accepts_deflate_offer(request[bhttp::field::sec_websocket_extensions]);
     auto conn = std::make_shared<ws_connection_impl>(ctx, std::move(socket), deflate);
     auto on_error = [](std::exception_ptr e) { log_coroutine_exception(e, "ws session"); };
     auto handshake = handshake_response(request, deflate);
     if (auto* refusal = std::get_if<api::http_response>(&handshake)) {
-        asio::co_spawn(ctx.ioc,
-                       refuse_upgrade(ctx, conn, std::move(*refusal), request.version(),
-                                      plain.request_id),
-                       on_error);
+        asio::co_spawn(
+            ctx.ioc,
+            refuse_upgrade(ctx, conn, std::move(*refusal), request.version(), plain.request_id),
+            on_error);
         return;
     }
     std::unique_ptr<api::ws_session> session;

@@ -17,7 +17,7 @@ namespace pm_agent::api {
 /// One accepted WebSocket connection as the application sees it (implemented by the transport).
 /// Calls are only valid on the worker's loop thread.
 class ws_connection {
-public:
+  public:
     virtual ~ws_connection() = default;
     /// Queues one text frame. Returns false only when the outbound queue is full: the transport
     /// then cuts the connection off as too slow and the session gets on_closed(). A frame sent
@@ -29,7 +29,7 @@ public:
 
 /// The application's side of one WebSocket connection (implemented by the api layer).
 class ws_session {
-public:
+  public:
     virtual ~ws_session() = default;
     /// Called once the handshake completed, before any message.
     virtual void on_open() = 0;
@@ -57,7 +57,7 @@ struct transport_state {
 
 /// Everything the transport calls. One instance per worker; loop thread only.
 class application {
-public:
+  public:
     virtual ~application() = default;
     /// Answers one HTTP request; `done` is called exactly once (inline for most routes, later
     /// for a long poll). `route` in the response names the route template for metrics.
@@ -70,7 +70,8 @@ public:
     virtual upgrade_result upgrade(const http_request& request, ws_connection& connection) = 0;
     /// Runs due timers (leases, scheduled tasks, long-poll deadlines) and returns when it wants
     /// to be called again.
-    virtual std::chrono::steady_clock::time_point tick(std::chrono::steady_clock::time_point now) = 0;
+    virtual std::chrono::steady_clock::time_point tick(
+        std::chrono::steady_clock::time_point now) = 0;
     /// SIGTERM/SIGINT: /ready turns 503 and agents are told to go elsewhere.
     virtual void begin_drain() = 0;
 };

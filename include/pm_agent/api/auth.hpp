@@ -26,7 +26,7 @@ token_digest digest_token(std::string_view token);
 std::string_view bearer_token(std::string_view authorization);
 
 class authenticator {
-public:
+  public:
     /// `loopback`: the listen address is loopback, so kinds with no token are not checked.
     authenticator(const config::auth_config& auth, bool loopback);
 
@@ -42,7 +42,7 @@ public:
     /// The configured kind of a token, if any (admin before submit before registration).
     std::optional<token_kind> kind_of(std::string_view token) const;
 
-private:
+  private:
     bool matches(const std::vector<token_digest>& set, const token_digest& digest) const;
 
     std::vector<token_digest> submit_;

@@ -30,7 +30,7 @@ struct http_request {
     std::string request_id;     ///< X-Request-ID, echoed back
     std::string content_type;
     std::string body;
-    std::string peer_address;  ///< the TCP peer, without port
+    std::string peer_address;         ///< the TCP peer, without port
     std::uint64_t connection_id = 0;  ///< the transport's id of the connection (for abandon)
     bool websocket_upgrade = false;
 };

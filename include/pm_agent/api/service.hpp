@@ -16,7 +16,7 @@ class registry;
 namespace pm_agent::api {
 
 class service final : public application {
-public:
+  public:
     service(const config::config& cfg, metrics::registry& registry, transport_state& state);
     ~service() override;
 
@@ -29,7 +29,7 @@ public:
     /// "memory" or "postgres", for logs and /api/v1/stats.
     std::string_view store_name() const;
 
-private:
+  private:
     struct impl;
     std::unique_ptr<impl> impl_;
 };

@@ -39,7 +39,7 @@ struct server_options {
 
 /// One worker's server. Construct, bind(), then run() on the thread that owns the loop.
 class server {
-public:
+  public:
     server(server_options options, api::application& app, api::transport_state& state,
            metrics::registry& registry);
     ~server();
@@ -53,7 +53,7 @@ public:
     /// Runs the loop until SIGTERM/SIGINT has drained the worker (or shutdown_timeout passed).
     void run();
 
-private:
+  private:
     struct impl;
     std::unique_ptr<impl> impl_;
 };

@@ -73,7 +73,7 @@ struct frame_event {
 /// control frames allowed between fragments, text checked to be UTF-8, messages limited to
 /// `max_message` bytes. After an `error` or a `close` event it ignores further input.
 class frame_decoder {
-public:
+  public:
     /// `deflate`: permessage-deflate was negotiated, so RSV1 marks a compressed message.
     explicit frame_decoder(std::size_t max_message, bool deflate = false)
         : max_message_(max_message), deflate_(deflate) {}
@@ -105,7 +105,7 @@ public:
     /// Bytes held between calls (a partial frame or fragmented message); 0 when idle.
     std::size_t buffered() const { return partial_.size() + message_.size(); }
 
-private:
+  private:
     /// One frame's parsed header.
     struct header {
         bool fin;
@@ -168,9 +168,8 @@ bool frame_decoder::on_frame(const header& h, char* payload, std::size_t length,
     const std::string_view data(payload, length);
     if (static_cast<std::uint8_t>(h.op) >= 0x8) {
         if (h.op == opcode::ping || h.op == opcode::pong) {
-            on_event(frame_event{h.op == opcode::ping ? frame_event::kind::ping
-                                                      : frame_event::kind::pong,
-                                 data, 0});
+            on_event(frame_event{
+                h.op == opcode::ping ? frame_event::kind::ping : frame_event::kind::pong, data, 0});
             return true;
         }
         // close: optional 2-byte code then UTF-8 reason.

@@ -12,11 +12,15 @@ namespace {
 
 using namespace std::chrono;
 
-boost::json::object obj(std::string_view text) { return boost::json::parse(text).as_object(); }
+boost::json::object obj(std::string_view text) {
+    return boost::json::parse(text).as_object();
+}
 
 TEST(rfc3339, formats_utc_with_milliseconds) {
-    const auto t = sys_days{2026y / 11 / 24} + hours(1) + minutes(2) + seconds(3) + milliseconds(45);
-    EXPECT_EQ(format_rfc3339(time_point_cast<store::clock::duration>(t)), "2026-11-24T01:02:03.045Z");
+    const auto t =
+        sys_days{2026y / 11 / 24} + hours(1) + minutes(2) + seconds(3) + milliseconds(45);
+    EXPECT_EQ(format_rfc3339(time_point_cast<store::clock::duration>(t)),
+              "2026-11-24T01:02:03.045Z");
 }
 
 TEST(rfc3339, parses_zulu_offsets_and_fractions) {
@@ -86,7 +90,8 @@ TEST(decode_batch, names_the_index_of_a_bad_entry) {
     auto specs = decode_task_batch(body);
     ASSERT_FALSE(specs);
     EXPECT_TRUE(specs.err().message.starts_with("tasks[1].priority")) << specs.err().message;
-    auto too_many = boost::json::object{{"tasks", boost::json::array(1001, boost::json::object{{"type", "a"}})}};
+    auto too_many = boost::json::object{
+        {"tasks", boost::json::array(1001, boost::json::object{{"type", "a"}})}};
     EXPECT_FALSE(decode_task_batch(too_many));
     auto empty = obj(R"({"tasks":[]})");
     EXPECT_FALSE(decode_task_batch(empty));
@@ -125,20 +130,23 @@ TEST(json_string, escapes_control_characters) {
 }
 
 TEST(ws_decode, recognises_every_message) {
-    EXPECT_TRUE(std::holds_alternative<ws_message>(decode_ws_message(R"({"type":"register","name":"n","token":"t"})")));
-    EXPECT_TRUE(std::holds_alternative<ws_message>(decode_ws_message(R"({"type":"heartbeat","seq":3})")));
+    EXPECT_TRUE(std::holds_alternative<ws_message>(
+        decode_ws_message(R"({"type":"register","name":"n","token":"t"})")));
+    EXPECT_TRUE(
+        std::holds_alternative<ws_message>(decode_ws_message(R"({"type":"heartbeat","seq":3})")));
     auto ready = decode_ws_message(R"({"type":"ready","slots":4})");
     ASSERT_TRUE(std::holds_alternative<ws_message>(ready));
     EXPECT_EQ(std::get<ws_in::ready_msg>(std::get<ws_message>(ready)).slots, 4u);
-    auto fail = decode_ws_message(R"({"type":"fail","task_id":"t_1","error":"boom","retryable":false})");
+    auto fail =
+        decode_ws_message(R"({"type":"fail","task_id":"t_1","error":"boom","retryable":false})");
     ASSERT_TRUE(std::holds_alternative<ws_message>(fail));
     EXPECT_FALSE(std::get<ws_in::fail_msg>(std::get<ws_message>(fail)).retryable);
 }
 
 TEST(ws_decode, bad_messages_are_errors_with_the_task_id) {
-    for (auto text : {"not json", "[]", R"({"no":"type"})", R"({"type":"dance"})",
-                      R"({"type":"ready"})", R"({"type":"ready","slots":-1})",
-                      R"({"type":"complete"})", R"({"type":"register"})"}) {
+    for (auto text :
+         {"not json", "[]", R"({"no":"type"})", R"({"type":"dance"})", R"({"type":"ready"})",
+          R"({"type":"ready","slots":-1})", R"({"type":"complete"})", R"({"type":"register"})"}) {
         EXPECT_TRUE(std::holds_alternative<ws_decode_error>(decode_ws_message(text))) << text;
     }
     auto progress = decode_ws_message(R"({"type":"progress","task_id":"t_9","progress":2})");
@@ -147,10 +155,13 @@ TEST(ws_decode, bad_messages_are_errors_with_the_task_id) {
 }
 
 TEST(ws_encode, heartbeat_ack_echoes_seq) {
-    const auto ack = boost::json::parse(ws_heartbeat_ack(store::time_point{}, boost::json::value(7)));
+    const auto ack =
+        boost::json::parse(ws_heartbeat_ack(store::time_point{}, boost::json::value(7)));
     EXPECT_EQ(ack.at("type").as_string(), "heartbeat_ack");
     EXPECT_EQ(ack.at("seq").as_int64(), 7);
-    EXPECT_FALSE(boost::json::parse(ws_heartbeat_ack(store::time_point{}, std::nullopt)).as_object().contains("seq"));
+    EXPECT_FALSE(boost::json::parse(ws_heartbeat_ack(store::time_point{}, std::nullopt))
+                     .as_object()
+                     .contains("seq"));
 }
 
 TEST(query, decodes_pairs) {

@@ -41,8 +41,9 @@ struct recorded {
 std::vector<recorded> decode(frame_decoder& d, std::string_view bytes) {
     std::vector<recorded> out;
     std::string copy(bytes);  // feed() unmasks in place
-    d.feed(copy.data(), copy.size(),
-           [&](const frame_event& e) { out.push_back({e.what, std::string(e.payload), e.code}); });
+    d.feed(copy.data(), copy.size(), [&](const frame_event& e) {
+        out.push_back({e.what, std::string(e.payload), e.code});
+    });
     return out;
 }
 
@@ -71,8 +72,8 @@ TEST(frame_decoder, handles_bytes_split_anywhere) {
 
 TEST(frame_decoder, reassembles_fragments_with_control_frames_between) {
     frame_decoder d(1024);
-    auto events = decode(d, client_frame(0x01, "hel") + client_frame(0x89, "p") +
-                                client_frame(0x80, "lo"));
+    auto events =
+        decode(d, client_frame(0x01, "hel") + client_frame(0x89, "p") + client_frame(0x80, "lo"));
     ASSERT_EQ(events.size(), 2u);
     EXPECT_EQ(events[0].what, frame_event::kind::ping);
     EXPECT_EQ(events[0].payload, "p");
@@ -92,7 +93,8 @@ TEST(frame_decoder, large_lengths) {
 
 TEST(frame_decoder, close_reports_code_and_reason) {
     frame_decoder d(1024);
-    auto events = decode(d, client_frame(0x88, close_payload(1000, "bye")) + client_frame(0x81, "late"));
+    auto events =
+        decode(d, client_frame(0x88, close_payload(1000, "bye")) + client_frame(0x81, "late"));
     ASSERT_EQ(events.size(), 1u);
     EXPECT_EQ(events[0].what, frame_event::kind::close);
     EXPECT_EQ(events[0].code, 1000);
@@ -117,7 +119,7 @@ TEST(frame_decoder, protocol_errors) {
         {client_frame(0x81, std::string(2000, 'z')), k_close_too_big},
         {client_frame(0x01, std::string(600, 'z')) + client_frame(0x80, std::string(600, 'z')),
          k_close_too_big},
-        {client_frame(0x81, "\xC0\xAF"), k_close_invalid_payload},  // overlong
+        {client_frame(0x81, "\xC0\xAF"), k_close_invalid_payload},      // overlong
         {client_frame(0x81, "\xED\xA0\x80"), k_close_invalid_payload},  // surrogate
         {client_frame(0x88, "x"), k_close_protocol_error},
     };
