@@ -3,6 +3,9 @@
 # Usage: scripts/build.sh [release|asan] [ninja targets...]   (no targets: everything)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# ccache keys on paths relative to the checkout, so another clone of the project (CI's) reuses
+# what this machine compiled before.
+export CCACHE_BASEDIR="$PWD" CCACHE_NOHASHDIR=1
 kind=${1:-release}
 shift || true
 case "$kind" in
