@@ -116,14 +116,17 @@ class ws_connection_impl final : public api::ws_connection,
         }
     }
 
-    /// One decoded frame from the peer.
-    void on_frame(const ws::frame_event& event, api::ws_session& session) {
+    /// One decoded frame from the peer. `session` is null on a connection refused with 1013,
+    /// which only waits for the peer's close.
+    void on_frame(const ws::frame_event& event, api::ws_session* session) {
         using kind = ws::frame_event::kind;
         last_rx_ = clock::now();
         switch (event.what) {
             case kind::text:
-                session.on_alive();
-                session.on_message(event.payload);
+                if (session != nullptr) {
+                    session->on_alive();
+                    session->on_message(event.payload);
+                }
                 break;
             case kind::binary:
                 close(ws::k_close_unsupported_data, "binary frames are not accepted");
@@ -133,10 +136,14 @@ class ws_connection_impl final : public api::ws_connection,
                     outbox_.push_back(make_frame(ws::opcode::pong, std::string(event.payload)));
                     kick_writer();
                 }
-                session.on_alive();
+                if (session != nullptr) {
+                    session->on_alive();
+                }
                 break;
             case kind::pong:
-                session.on_alive();
+                if (session != nullptr) {
+                    session->on_alive();
+                }
                 break;
             case kind::close:
                 // Echo the close (RFC 6455 §5.5.1) unless we started it; then end the connection.
@@ -310,11 +317,8 @@ asio::awaitable<void> serve_ws(transport_context& ctx, std::shared_ptr<ws_connec
             }
             break;
         }
-        if (!session) {
-            continue;  // over the limit: only waiting for the peer's close
-        }
         conn->decoder().feed(ctx.read_scratch.data(), n, [&](const ws::frame_event& event) {
-            conn->on_frame(event, *session);
+            conn->on_frame(event, session.get());
         });
     }
     conn->abort();
