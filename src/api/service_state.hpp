@@ -3,6 +3,7 @@
 // tasks, agents, WebSocket sessions).
 
 #include <chrono>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <unordered_map>

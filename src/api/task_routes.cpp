@@ -171,7 +171,6 @@ void request_tasks(service_state& s, http_request&& request, respond_fn done) {
                 done(error_from(who.err()));
                 return;
             }
-            http_response limited_headers;
             if (auto refused = s.limit(s.agent_limiter, "request", agent_id, nullptr)) {
                 done(std::move(*refused));
                 return;

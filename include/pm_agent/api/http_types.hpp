@@ -20,7 +20,6 @@ std::string_view to_string(http_method m);
 /// transport, so a handler never walks a header list.
 struct http_request {
     http_method method = http_method::get;
-    std::string method_text;  ///< as sent, for logs and 405
     std::string path;         ///< decoded path without the query
     std::string query;        ///< raw query string without '?'
     std::string authorization;
