@@ -188,11 +188,13 @@ std::optional<http_response> service_state::limit(rate_limiter& limiter, std::st
 std::optional<http_response> service_state::require(const http_request& request,
                                                     token_kind kind) const {
     const auto token = bearer_token(request.authorization);
-    bool agent_token = false;
-    if (!token.empty() && !auth.kind_of(token)) {
-        agent_token = agent_tokens.contains(digest_token(token));
+    auto outcome = auth.check(token, kind);
+    // An agent's own token is valid, just not here: 403 rather than 401. Hashed only then.
+    if (outcome == auth_outcome::unauthorized && !token.empty() &&
+        agent_tokens.contains(digest_token(token))) {
+        outcome = auth_outcome::forbidden;
     }
-    switch (auth.check(token, kind, agent_token)) {
+    switch (outcome) {
         case auth_outcome::allowed:
             return std::nullopt;
         case auth_outcome::unauthorized: {
