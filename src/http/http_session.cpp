@@ -248,8 +248,7 @@ class http_session_handle final : public drainable {
 
 }  // namespace
 
-asio::awaitable<beast::error_code> write_response(transport_context& ctx, tcp::socket& socket,
-                                                  api::http_response& response,
+asio::awaitable<beast::error_code> write_response(tcp::socket& socket, api::http_response& response,
                                                   unsigned http_version, bool keep_alive,
                                                   bool head_only, const std::string& request_id) {
     // The head is written by hand into one string and sent with the body in one gathered
@@ -358,7 +357,7 @@ asio::awaitable<void> run_http_session(transport_context& ctx, tcp::socket socke
                                                parse_error_message(*status));
             refusal.close = true;
             handle.set_busy(k_refusal_write_timeout);
-            co_await write_response(ctx, socket, refusal, 11, false, false, {});
+            co_await write_response(socket, refusal, 11, false, false, {});
             ctx.series_for(refusal.route, api::http_method::other, *status).count->inc();
             break;
         }
@@ -392,7 +391,7 @@ asio::awaitable<void> run_http_session(transport_context& ctx, tcp::socket socke
         const auto route = response.route;
         const bool keep = keep_alive && !response.close && !handle.draining();
         handle.set_busy(ctx.options.read_timeout);
-        auto write_ec = co_await write_response(ctx, socket, response, version, keep,
+        auto write_ec = co_await write_response(socket, response, version, keep,
                                                 method == api::http_method::head, request_id);
         auto& series = ctx.series_for(route, method, status);
         series.duration->observe(

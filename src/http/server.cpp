@@ -45,6 +45,17 @@ void raise_open_files_limit() {
     }
 }
 
+/// Calls fn on each member of a session set. It walks a copy: a sweep or drain may close a
+/// session, which erases it from the set; those already gone are skipped.
+template <class Fn>
+void for_each_live(const std::unordered_set<drainable*>& set, Fn fn) {
+    for (auto* s : std::vector<drainable*>(set.begin(), set.end())) {
+        if (set.contains(s)) {
+            fn(*s);
+        }
+    }
+}
+
 }  // namespace
 
 void log_coroutine_exception(std::exception_ptr error, const char* what) {
@@ -154,13 +165,7 @@ struct server::impl {
                 break;
             }
             const auto now = clock::now();
-            // Copy: a sweep may close a connection, which erases it from the set.
-            std::vector<drainable*> live(ctx.websockets.begin(), ctx.websockets.end());
-            for (auto* ws : live) {
-                if (ctx.websockets.contains(ws)) {
-                    ws->sweep(now);
-                }
-            }
+            for_each_live(ctx.websockets, [now](drainable& ws) { ws.sweep(now); });
         }
     }
 
@@ -173,11 +178,7 @@ struct server::impl {
                 break;
             }
             const auto now = clock::now();
-            for (auto* s : std::vector<drainable*>(ctx.sessions.begin(), ctx.sessions.end())) {
-                if (ctx.sessions.contains(s)) {
-                    s->sweep(now);
-                }
-            }
+            for_each_live(ctx.sessions, [now](drainable& s) { s.sweep(now); });
         }
     }
 
@@ -194,16 +195,8 @@ struct server::impl {
         acceptor.close(ignored);
         app_timer.cancel();
         sweep_timer.cancel();
-        for (auto* s : std::vector<drainable*>(ctx.sessions.begin(), ctx.sessions.end())) {
-            if (ctx.sessions.contains(s)) {
-                s->drain();
-            }
-        }
-        for (auto* s : std::vector<drainable*>(ctx.websockets.begin(), ctx.websockets.end())) {
-            if (ctx.websockets.contains(s)) {
-                s->drain();
-            }
-        }
+        for_each_live(ctx.sessions, [](drainable& s) { s.drain(); });
+        for_each_live(ctx.websockets, [](drainable& s) { s.drain(); });
         const auto deadline = clock::now() + options.shutdown_timeout;
         asio::steady_timer poll(ioc);
         while (ctx.open_connections() > 0 && clock::now() < deadline) {

@@ -107,8 +107,7 @@ void start_ws_session(transport_context& ctx, tcp::socket socket,
                       bool over_limit);
 
 /// Writes an api response on a plain HTTP stream (also used to refuse an upgrade).
-asio::awaitable<beast::error_code> write_response(transport_context& ctx, tcp::socket& socket,
-                                                  api::http_response& response,
+asio::awaitable<beast::error_code> write_response(tcp::socket& socket, api::http_response& response,
                                                   unsigned http_version, bool keep_alive,
                                                   bool head_only, const std::string& request_id);
 

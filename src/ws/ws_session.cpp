@@ -267,7 +267,7 @@ asio::awaitable<void> refuse_upgrade(transport_context& ctx,
                                      api::http_response refusal, unsigned version,
                                      std::string request_id) {
     refusal.close = true;
-    co_await write_response(ctx, conn->socket(), refusal, version, false, false, request_id);
+    co_await write_response(conn->socket(), refusal, version, false, false, request_id);
     beast::error_code ignored;
     conn->socket().shutdown(tcp::socket::shutdown_send, ignored);
 }
