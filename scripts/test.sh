@@ -9,6 +9,19 @@ scripts/bootstrap.sh
 
 jobs=$(nproc)
 dir=$(scripts/build.sh release)
+
+# One throwaway PostgreSQL cluster for the whole run (both passes), removed on every exit:
+# the Store contract suite and the pool tests use PM_AGENT_TEST_DATABASE_URL (and skip
+# without it); the PostgreSQL integration tests start private clusters of their own.
+pg_dir=$(mktemp -d "${TMPDIR:-/tmp}/pm-agent-test-pg.XXXXXX")
+cleanup_pg() { scripts/pg_cluster.sh stop "$pg_dir" >/dev/null || true; }
+trap cleanup_pg EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+pg_url=$(scripts/pg_cluster.sh start "$pg_dir")
+export PM_AGENT_TEST_DATABASE_URL=$pg_url
+echo "test: PostgreSQL test cluster at $pg_url ($pg_dir)" >&2
+
 (cd "$dir" && ctest --output-on-failure -j "$jobs")
 
 if [ "${PM_AGENT_SKIP_ASAN:-0}" != "1" ]; then
