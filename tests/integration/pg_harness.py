@@ -47,13 +47,10 @@ class PgCluster:
             raise
         parsed = urllib.parse.urlsplit(self.url)
         self.host, self.port, self.user = parsed.hostname, parsed.port, parsed.username
-        self._names = itertools.count(1)
 
     def create_database(self, prefix="pmtest"):
         """A new empty database in this cluster; its libpq URL."""
-        name = f"{prefix}_{os.getpid()}_{next(self._names)}"
-        self.psql(f'CREATE DATABASE "{name}"')
-        return self.url_of(name)
+        return create_database(self.url, prefix)
 
     def url_of(self, database):
         return f"postgresql://{self.user}@{self.host}:{self.port}/{database}"
@@ -87,6 +84,18 @@ class PgCluster:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+_database_names = itertools.count(1)
+
+
+def create_database(cluster_url, prefix="pmtest"):
+    """A new empty database in the cluster of `cluster_url` (e.g. PM_AGENT_TEST_DATABASE_URL,
+    the cluster scripts/test.sh starts); the new database's URL."""
+    name = f"{prefix}_{os.getpid()}_{next(_database_names)}_{int(time.time() * 1000) % 10**8}"
+    psql(cluster_url, f'CREATE DATABASE "{name}"')
+    parts = urllib.parse.urlsplit(cluster_url)
+    return urllib.parse.urlunsplit(parts._replace(path="/" + name))
 
 
 def psql(url, sql, timeout=60):
