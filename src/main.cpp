@@ -5,6 +5,7 @@
 
 #include <spdlog/spdlog.h>
 #include <cstdio>
+#include <functional>
 #include <iostream>
 
 #include "pm_agent/api/service.hpp"
@@ -12,6 +13,7 @@
 #include "pm_agent/http/server.hpp"
 #include "pm_agent/log/logging.hpp"
 #include "pm_agent/metrics/registry.hpp"
+#include "pm_agent/process/supervisor.hpp"
 
 namespace {
 
@@ -36,11 +38,11 @@ pm_agent::http::server_options transport_options(const pm_agent::config::config&
     return options;
 }
 
-int serve(const pm_agent::config::config& cfg) {
-    if (auto violation = pm_agent::config::protected_mode_violation(cfg)) {
-        std::cerr << "pm-agent-server: refusing to start: " << *violation << "\n";
-        return k_exit_config_error;
-    }
+/// One worker process: logging, the service and the transport on this thread until drained.
+/// With server.workers > 1 it runs in a child of the supervisor, so everything that starts a
+/// thread or a loop (spdlog's logger, io_context, store connections) belongs here, after fork().
+/// `on_listening` (may be empty) is told once the port is bound.
+int serve_worker(const pm_agent::config::config& cfg, const std::function<void()>& on_listening) {
     pm_agent::log::init(cfg.log.level, cfg.log.format == pm_agent::config::log_format::json);
     spdlog::warn("event=store_not_durable store=memory detail=\"tasks live in this process only\"");
     pm_agent::metrics::registry registry;
@@ -58,10 +60,41 @@ int serve(const pm_agent::config::config& cfg) {
     }
     spdlog::info("event=listening host={} port={} store={} version={}", cfg.server.host, port,
                  service.store_name(), PM_AGENT_VERSION);
+    if (on_listening) {
+        on_listening();
+    }
     server.run();
     spdlog::info("event=stopped");
     pm_agent::log::shutdown();
     return 0;
+}
+
+pm_agent::process::supervisor_options supervisor_options(const pm_agent::config::config& cfg) {
+    pm_agent::process::supervisor_options options;
+    options.workers = cfg.server.workers;
+    options.host = cfg.server.host;
+    options.port = cfg.server.port;
+    options.shutdown_timeout = cfg.server.shutdown_timeout;
+    options.log_level = cfg.log.level;
+    options.log_json = cfg.log.format == pm_agent::config::log_format::json;
+    return options;
+}
+
+int serve(const pm_agent::config::config& cfg) {
+    if (auto violation = pm_agent::config::protected_mode_violation(cfg)) {
+        std::cerr << "pm-agent-server: refusing to start: " << *violation << "\n";
+        return k_exit_config_error;
+    }
+    if (cfg.server.workers <= 1) {
+        return serve_worker(cfg, {});
+    }
+    // N workers share the port (SO_REUSEPORT); the supervisor fixes it, so port 0 is one port.
+    return pm_agent::process::run_supervised(
+        supervisor_options(cfg), [&cfg](const pm_agent::process::worker_context& worker) {
+            auto worker_cfg = cfg;
+            worker_cfg.server.port = worker.port;
+            return serve_worker(worker_cfg, worker.listening);
+        });
 }
 
 }  // namespace
