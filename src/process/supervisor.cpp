@@ -3,13 +3,10 @@
 
 #include "pm_agent/process/supervisor.hpp"
 
-#include <arpa/inet.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -20,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "process/port_reservation.hpp"
 #include "process/supervisor_log.hpp"
 
 namespace pm_agent::process {
@@ -31,68 +29,6 @@ using std::chrono::milliseconds;
 
 /// Upper bound on one poll() wait, so a lost wake-up can only delay the loop, never stall it.
 constexpr auto k_max_wait = milliseconds(1000);
-
-/// A file descriptor closed when it goes out of scope.
-class unique_fd {
-  public:
-    explicit unique_fd(int fd = -1) : fd_(fd) {}
-    ~unique_fd() { reset(); }
-    unique_fd(const unique_fd&) = delete;
-    unique_fd& operator=(const unique_fd&) = delete;
-    int get() const { return fd_; }
-    void reset(int fd = -1) {
-        if (fd_ >= 0) {
-            ::close(fd_);
-        }
-        fd_ = fd;
-    }
-
-  private:
-    int fd_;
-};
-
-std::string errno_text(const char* what) {
-    return std::string(what) + ": " + std::strerror(errno);
-}
-
-/// Binds (without listening) a socket with SO_REUSEPORT to host:port. Held for the supervisor's
-/// lifetime it reserves the port, so with port 0 every worker, restarted ones included, binds
-/// the same port; connections only ever go to the workers' listening sockets.
-std::optional<std::string> reserve_port(const std::string& host, std::uint16_t port, unique_fd& fd,
-                                        std::uint16_t& bound) {
-    sockaddr_storage address{};
-    socklen_t length = 0;
-    auto* v4 = reinterpret_cast<sockaddr_in*>(&address);
-    auto* v6 = reinterpret_cast<sockaddr_in6*>(&address);
-    if (::inet_pton(AF_INET, host.c_str(), &v4->sin_addr) == 1) {
-        v4->sin_family = AF_INET;
-        v4->sin_port = htons(port);
-        length = sizeof(*v4);
-    } else if (::inet_pton(AF_INET6, host.c_str(), &v6->sin6_addr) == 1) {
-        v6->sin6_family = AF_INET6;
-        v6->sin6_port = htons(port);
-        length = sizeof(*v6);
-    } else {
-        return "not a numeric IPv4 or IPv6 address";
-    }
-    fd.reset(::socket(address.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    if (fd.get() < 0) {
-        return errno_text("socket");
-    }
-    const int one = 1;
-    if (::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
-        ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) {
-        return errno_text("setsockopt");
-    }
-    if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&address), length) != 0) {
-        return errno_text("bind");
-    }
-    if (::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&address), &length) != 0) {
-        return errno_text("getsockname");
-    }
-    bound = ntohs(address.ss_family == AF_INET ? v4->sin_port : v6->sin6_port);
-    return std::nullopt;
-}
 
 /// One worker slot; a restarted worker takes its predecessor's slot.
 struct slot {
@@ -128,8 +64,9 @@ class supervisor {
             slots_[i].policy = restart_policy(options_.restart);
             start(slots_[i]);
         }
+        // The signals stay blocked until the process exits: a late SIGTERM must not turn the
+        // exit code into a death by signal.
         loop();
-        ::sigprocmask(SIG_SETMASK, &original_mask_, nullptr);
         say(line_level::info, "event=stopped exit_code=" + std::to_string(exit_code_));
         return exit_code_;
     }
