@@ -186,8 +186,9 @@ void connection::read_results() {
             return;
         }
         if (complete) {
-            if (results_.prepared_lost()) {
-                prepared_.clear();
+            if (results_.session_diverged()) {
+                lose(failure_kind::connection, "prepared statements out of step with the server");
+                return;
             }
             for (const std::string& name : results_.prepared()) {
                 prepared_.insert(name);

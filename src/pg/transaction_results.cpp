@@ -2,14 +2,16 @@
 
 #include "pg/transaction_results.hpp"
 
+#include <string_view>
 #include <utility>
 
 namespace pm_agent::pg {
 
 namespace {
 
-// PG's SQLSTATE for "prepared statement does not exist".
-constexpr const char* k_invalid_statement_name = "26000";
+// SQLSTATEs of "prepared statement does not exist" and "prepared statement already exists".
+constexpr std::string_view k_invalid_statement_name = "26000";
+constexpr std::string_view k_duplicate_statement = "42P05";
 
 std::string error_field(const PGresult* result, int field) {
     const char* value = PQresultErrorField(result, field);
@@ -26,7 +28,7 @@ void transaction_results::reset(std::size_t statements) {
     rows_.resize(statements);
     error_.reset();
     prepared_.clear();
-    prepared_lost_ = false;
+    session_diverged_ = false;
     protocol_error_ = false;
 }
 
@@ -63,8 +65,8 @@ void transaction_results::fail(std::size_t statement, const PGresult* result) {
             error.message = std::string("unexpected result ") + PQresStatus(PQresultStatus(result));
         }
     }
-    if (error.sqlstate == k_invalid_statement_name) {
-        prepared_lost_ = true;
+    if (error.sqlstate == k_invalid_statement_name || error.sqlstate == k_duplicate_statement) {
+        session_diverged_ = true;
     }
     error_ = std::move(error);
 }

@@ -38,9 +38,10 @@ class transaction_results {
     /// session, so they survive a rollback of the transaction that created them).
     const std::vector<std::string>& prepared() const { return prepared_; }
 
-    /// True when the server said a prepared statement does not exist (26000): the
-    /// connection's record of prepared names is wrong and must be forgotten.
-    bool prepared_lost() const { return prepared_lost_; }
+    /// True when the server's prepared statements are not what the connection recorded (one
+    /// is missing, 26000, or already exists, 42P05: a DEALLOCATE, or a pooler that switched
+    /// sessions). Forgetting the record would not fix it, so the connection must be replaced.
+    bool session_diverged() const { return session_diverged_; }
 
     /// True when libpq answered out of order: the connection cannot be trusted any more.
     bool protocol_error() const { return protocol_error_; }
@@ -61,7 +62,7 @@ class transaction_results {
     std::vector<rows> rows_;
     std::optional<failure> error_;
     std::vector<std::string> prepared_;
-    bool prepared_lost_ = false;
+    bool session_diverged_ = false;
     bool protocol_error_ = false;
 };
 
