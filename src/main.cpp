@@ -8,12 +8,16 @@
 #include <functional>
 #include <iostream>
 
+#include <boost/asio/io_context.hpp>
+
 #include "pm_agent/api/service.hpp"
 #include "pm_agent/config/load.hpp"
 #include "pm_agent/http/server.hpp"
 #include "pm_agent/log/logging.hpp"
 #include "pm_agent/metrics/registry.hpp"
+#include "pm_agent/pg/pool.hpp"
 #include "pm_agent/process/supervisor.hpp"
+#include "pm_agent/store/postgres_store.hpp"
 
 namespace {
 
@@ -38,17 +42,61 @@ pm_agent::http::server_options transport_options(const pm_agent::config::config&
     return options;
 }
 
+pm_agent::pg::pool_options pool_options(const pm_agent::config::config& cfg) {
+    pm_agent::pg::pool_options options;
+    options.url = *cfg.database.url;
+    options.size = static_cast<std::size_t>(cfg.database.pool_size);
+    options.statement_timeout = cfg.database.statement_timeout;
+    options.prepared_statements = cfg.database.prepared_statements;
+    return options;
+}
+
+pm_agent::store::postgres_options postgres_options(const pm_agent::config::config& cfg) {
+    pm_agent::store::postgres_options options;
+    options.poll_interval = cfg.database.poll_interval;
+    options.max_batch = static_cast<std::size_t>(cfg.performance.task_batch_size);
+    options.max_in_flight = static_cast<std::size_t>(cfg.database.pool_size);
+    return options;
+}
+
+/// `migrate`, and `serve --migrate` before any worker starts: blocking, never on a loop.
+int run_migrations(const pm_agent::config::config& cfg) {
+    if (!cfg.database.url) {
+        std::cerr << "pm-agent-server: migrate needs database.url (DATABASE_URL)\n";
+        return k_exit_config_error;
+    }
+    std::vector<int> applied;
+    if (auto error = pm_agent::store::migrate_database(*cfg.database.url, &applied);
+        !error.empty()) {
+        std::cerr << "pm-agent-server: migration failed: " << error << "\n";
+        return 1;
+    }
+    std::cerr << "pm-agent-server event=migrated applied=" << applied.size() << "\n";
+    return 0;
+}
+
 /// One worker process: logging, the service and the transport on this thread until drained.
 /// With server.workers > 1 it runs in a child of the supervisor, so everything that starts a
 /// thread or a loop (spdlog's logger, io_context, store connections) belongs here, after fork().
 /// `on_listening` (may be empty) is told once the port is bound.
 int serve_worker(const pm_agent::config::config& cfg, const std::function<void()>& on_listening) {
     pm_agent::log::init(cfg.log.level, cfg.log.format == pm_agent::config::log_format::json);
-    spdlog::warn("event=store_not_durable store=memory detail=\"tasks live in this process only\"");
     pm_agent::metrics::registry registry;
+    boost::asio::io_context ioc(BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO);  // one thread, no locks
+    std::unique_ptr<pm_agent::pg::pool> db;
+    std::unique_ptr<pm_agent::store::store> st;
+    if (cfg.database.url) {
+        db = std::make_unique<pm_agent::pg::pool>(ioc, pool_options(cfg), registry);
+        db->start();
+        st = pm_agent::store::make_postgres_store(ioc, *db, cfg.queue, cfg.agents,
+                                                  postgres_options(cfg));
+    } else {
+        spdlog::warn(
+            "event=store_not_durable store=memory detail=\"tasks live in this process only\"");
+    }
     pm_agent::api::transport_state state;
-    pm_agent::api::service service(cfg, registry, state);
-    pm_agent::http::server server(transport_options(cfg), service, state, registry);
+    pm_agent::api::service service(cfg, registry, state, std::move(st), db ? "postgres" : "memory");
+    pm_agent::http::server server(transport_options(cfg), service, state, registry, ioc);
     std::uint16_t port = 0;
     try {
         port = server.bind();
@@ -124,8 +172,14 @@ int main(int argc, char** argv) {
     auto* serve_cmd = app.add_subcommand("serve", "run the server (default)");
     auto* check_cmd =
         app.add_subcommand("check-config", "print the effective configuration (secrets masked)");
+    auto* migrate_cmd =
+        app.add_subcommand("migrate", "apply the PostgreSQL schema migrations and exit");
+    bool migrate_first = false;
+    serve_cmd->add_flag("--migrate", migrate_first,
+                        "apply the PostgreSQL schema migrations before serving");
     serve_cmd->fallthrough();
     check_cmd->fallthrough();
+    migrate_cmd->fallthrough();
 
     try {
         app.parse(argc, argv);
@@ -147,6 +201,11 @@ int main(int argc, char** argv) {
     if (check_cmd->parsed()) {
         std::cout << pm_agent::config::render_masked(*loaded.value);
         return 0;
+    }
+    if (migrate_cmd->parsed() || (migrate_first && loaded.value->database.url)) {
+        if (const int rc = run_migrations(*loaded.value); rc != 0 || migrate_cmd->parsed()) {
+            return rc;
+        }
     }
     return serve(*loaded.value);
 }

@@ -209,7 +209,7 @@ void handle_stats(service_state& s, const http_request& request, respond_fn done
         std::string out = R"({"version":")" PM_AGENT_VERSION R"(","worker":)";
         append_json_string(out, s.worker_id);
         out += R"(,"uptime_s":)" + std::to_string(static_cast<std::int64_t>(uptime.count()));
-        out += R"(,"store":"memory","connections":{"http":)" +
+        out += R"(,"store":")" + s.store_name + R"(","connections":{"http":)" +
                std::to_string(s.transport.http_connections) + R"(,"ws":)" +
                std::to_string(s.transport.ws_connections) + "}";
         out += R"(,"agents":{)";

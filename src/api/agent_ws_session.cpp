@@ -228,8 +228,8 @@ class agent_ws_session final : public ws_session, public core::agent_sink {
     store::time_point last_liveness_{};
 };
 
-upgrade_result upgrade_agent_socket(service_state& s, const route_match& match,
-                                    const http_request& request, ws_connection& connection) {
+void upgrade_agent_socket(service_state& s, const route_match& match, const http_request& request,
+                          ws_connection& connection, upgrade_callback done) {
     upgrade_result result;
     const std::string token = upgrade_token(request);
     if (match.id == route_id::ws_agent_new) {
@@ -244,37 +244,58 @@ upgrade_result upgrade_agent_socket(service_state& s, const route_match& match,
                     break;
                 case auth_outcome::unauthorized:
                     result.refusal = error_response(401, "unauthorized", "unknown token");
-                    return result;
+                    return done(std::move(result));
                 case auth_outcome::forbidden:
                     result.refusal = error_response(403, "forbidden", "not a registration token");
-                    return result;
+                    return done(std::move(result));
             }
         }
         result.session = std::make_unique<agent_ws_session>(s, connection, std::string(), checked,
                                                             s.client_address(request));
-        return result;
+        return done(std::move(result));
     }
     // A known agent resumes with its own token.
     if (token.empty()) {
         result.refusal = error_response(401, "unauthorized", "the agent's own token is required");
-        return result;
+        return done(std::move(result));
     }
-    auto it = s.agent_tokens.find(digest_token(token));
-    if (it == s.agent_tokens.end()) {
-        // A valid token of another kind is 403, as on the REST routes.
-        result.refusal =
-            s.auth.kind_of(token)
-                ? error_response(403, "forbidden", "this endpoint needs the agent's own token")
-                : error_response(401, "unauthorized", "unknown agent token");
-        return result;
+    if (auto it = s.agent_tokens.find(digest_token(token)); it != s.agent_tokens.end()) {
+        if (it->second != match.param) {
+            result.refusal =
+                error_response(403, "forbidden", "this token belongs to another agent");
+            return done(std::move(result));
+        }
+        result.session = std::make_unique<agent_ws_session>(s, connection, it->second, true,
+                                                            s.client_address(request));
+        return done(std::move(result));
     }
-    if (it->second != match.param) {
-        result.refusal = error_response(403, "forbidden", "this token belongs to another agent");
-        return result;
-    }
-    result.session = std::make_unique<agent_ws_session>(s, connection, it->second, true,
-                                                        s.client_address(request));
-    return result;
+    // Not issued by this worker: the store knows whether it is this agent's token.
+    const bool other_kind = s.auth.kind_of(token).has_value();
+    std::string agent_id(match.param);
+    std::string peer = s.client_address(request);
+    s.engine.authenticate(
+        agent_id, token,
+        [&s, &connection, token, agent_id, peer = std::move(peer), other_kind,
+         done = std::move(done)](store::result<const store::agent*> r) mutable {
+            upgrade_result decided;
+            if (!r) {
+                if (r.err().code == store::errc::unavailable) {
+                    decided.refusal = error_response(503, "unavailable", r.err().message);
+                    decided.refusal->headers.emplace_back("Retry-After", "1");
+                } else if (other_kind) {
+                    // A valid token of another kind is 403, as on the REST routes.
+                    decided.refusal = error_response(403, "forbidden",
+                                                     "this endpoint needs the agent's own token");
+                } else {
+                    decided.refusal = error_response(401, "unauthorized", "unknown agent token");
+                }
+                return done(std::move(decided));
+            }
+            s.remember_agent_token(token, agent_id);
+            decided.session =
+                std::make_unique<agent_ws_session>(s, connection, agent_id, true, std::move(peer));
+            done(std::move(decided));
+        });
 }
 
 void announce_drain(service_state& s) {

@@ -7,6 +7,7 @@
 #include "pm_agent/config/load.hpp"
 #include "pm_agent/log/logging.hpp"
 #include "pm_agent/metrics/registry.hpp"
+#include "pm_agent/store/store.hpp"
 
 namespace pm_agent::api {
 
@@ -24,6 +25,11 @@ struct service::impl : service_state {
         if (transport.draining) {
             response.status = 503;
             response.body = R"({"status":"draining","reason":"the worker is shutting down"})";
+        } else if (auto reason = store->unavailable_reason()) {
+            response.status = 503;
+            response.body = R"({"status":"unavailable","reason":)";
+            append_json_string(response.body, *reason);
+            response.body.push_back('}');
         } else {
             response.body = R"({"status":"ready"})";
         }
@@ -44,8 +50,9 @@ struct service::impl : service_state {
     }
 };
 
-service::service(const config::config& cfg, metrics::registry& registry, transport_state& state)
-    : impl_(std::make_unique<impl>(cfg, registry, state)) {
+service::service(const config::config& cfg, metrics::registry& registry, transport_state& state,
+                 std::unique_ptr<store::store> st, std::string store_name)
+    : impl_(std::make_unique<impl>(cfg, registry, state, std::move(st), std::move(store_name))) {
     registry.gauge("pm_agent_log_lines_dropped", "Log lines dropped because the queue was full.")
         .get()
         .bind([] { return static_cast<double>(log::dropped_lines()); });
@@ -127,21 +134,22 @@ void service::abandon(std::uint64_t connection_id) {
     impl_->long_polls.erase(it);
 }
 
-upgrade_result service::upgrade(const http_request& request, ws_connection& connection) {
+void service::upgrade(const http_request& request, ws_connection& connection,
+                      upgrade_callback done) {
     auto lookup = match_route(request.method, request.path);
     if (!lookup.match ||
         (lookup.match->id != route_id::ws_agent_new && lookup.match->id != route_id::ws_agent)) {
         upgrade_result result;
         result.refusal = error_response(404, "not_found", "no WebSocket endpoint here");
-        return result;
+        return done(std::move(result));
     }
     if (impl_->transport.draining) {
         upgrade_result result;
         result.refusal = error_response(503, "unavailable", "the worker is draining");
         result.refusal->headers.emplace_back("Retry-After", "1");
-        return result;
+        return done(std::move(result));
     }
-    return upgrade_agent_socket(*impl_, *lookup.match, request, connection);
+    upgrade_agent_socket(*impl_, *lookup.match, request, connection, std::move(done));
 }
 
 std::chrono::steady_clock::time_point service::tick(std::chrono::steady_clock::time_point now) {
@@ -172,7 +180,7 @@ void service::begin_drain() {
 }
 
 std::string_view service::store_name() const {
-    return "memory";
+    return impl_->store_name;
 }
 
 }  // namespace pm_agent::api

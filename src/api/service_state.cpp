@@ -70,13 +70,15 @@ service_metrics::service_metrics(metrics::registry& registry)
           registry.gauge("pm_agent_waiting_requests", "REST long polls waiting for a task.")
               .get()) {}
 
-service_state::service_state(const config::config& c, metrics::registry& r, transport_state& t)
+service_state::service_state(const config::config& c, metrics::registry& r, transport_state& t,
+                             std::unique_ptr<store::store> st, std::string name)
     : cfg(c),
       registry(r),
       transport(t),
       auth(c.auth, config::is_loopback_host(c.server.host)),
       proxies(*config::trusted_proxies::parse(c.server.trusted_proxies)),
-      store(store::make_memory_store(c.queue, c.agents)),
+      store(st ? std::move(st) : store::make_memory_store(c.queue, c.agents)),
+      store_name(std::move(name)),
       engine(*store, engine_options_from(c), rng),
       submit_limiter(c.rate_limit.submit_per_s, c.rate_limit.submit_burst),
       agent_limiter(c.rate_limit.agent_per_s, c.rate_limit.agent_burst),
@@ -220,9 +222,22 @@ void service_state::authenticate_agent(
     if (it == agent_tokens.end()) {
         if (auth.kind_of(token)) {
             done(store::error{store::errc::forbidden, "this endpoint needs the agent's own token"});
-        } else {
-            done(store::error{store::errc::unauthorized, "unknown agent token"});
+            return;
         }
+        // Issued by another worker (or before a restart): the store knows the agent.
+        engine.identify(token,
+                        [this, token = std::string(token), expected = std::string(expected),
+                         done = std::move(done)](store::result<const store::agent*> agent) mutable {
+                            if (!agent) {
+                                return done(std::move(agent).err());
+                            }
+                            if (!expected.empty() && expected != (*agent)->id) {
+                                return done(store::error{store::errc::forbidden,
+                                                         "this token belongs to another agent"});
+                            }
+                            remember_agent_token(token, (*agent)->id);
+                            done((*agent)->id);
+                        });
         return;
     }
     if (!expected.empty() && expected != it->second) {

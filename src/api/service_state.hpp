@@ -52,7 +52,8 @@ struct service_metrics {
 
 /// Everything the route handlers share. One per worker; loop thread only.
 struct service_state : core::engine_observer {
-    service_state(const config::config& cfg, metrics::registry& registry, transport_state& state);
+    service_state(const config::config& cfg, metrics::registry& registry, transport_state& state,
+                  std::unique_ptr<store::store> st, std::string store_name);
     ~service_state() override;
 
     void on_dispatched(std::chrono::nanoseconds latency) override;
@@ -64,6 +65,7 @@ struct service_state : core::engine_observer {
     config::trusted_proxies proxies;
     core::crypto_random rng;
     std::unique_ptr<store::store> store;
+    std::string store_name;  ///< "memory" or "postgres"
     core::engine engine;
     local_rate_limiter submit_limiter;
     local_rate_limiter agent_limiter;
@@ -153,8 +155,8 @@ void handle_agent_route(service_state& s, const route_match& match, http_request
 void handle_stats(service_state& s, const http_request& request, respond_fn done);
 
 /// A WebSocket upgrade on /ws/agent or /ws/agent/{id}.
-upgrade_result upgrade_agent_socket(service_state& s, const route_match& match,
-                                    const http_request& request, ws_connection& connection);
+void upgrade_agent_socket(service_state& s, const route_match& match, const http_request& request,
+                          ws_connection& connection, upgrade_callback done);
 /// Tells every open agent socket to go elsewhere (the transport then closes them with 1001).
 void announce_drain(service_state& s);
 

@@ -117,6 +117,9 @@ std::vector<field> make_fields() {
         bind_field(
             "database.prepared_statements", nullptr, "", boolean,
             [](auto& c) -> auto& { return c.database.prepared_statements; }),
+        bind_field(
+            "database.poll_interval_ms", nullptr, "", millis,
+            [](auto& c) -> auto& { return c.database.poll_interval; }),
 
         bind_field(
             "performance.connection_pool_size", nullptr, "", at_least_one<int>(),

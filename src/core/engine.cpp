@@ -91,6 +91,9 @@ void engine::impl::on_reaped(time_point now, store::result<store::reap_outcome> 
     for (const store::due_task& due : r->due) {
         dispatch_pending(due.queue, due.required_capabilities, now);
     }
+    for (const std::string& queue : r->pending_queues) {
+        offer_queue(queue, now);
+    }
     for (const std::string& id : r->offline_agents) {
         if (agent_state* a = find_agent(id)) {
             maybe_forget(*a);

@@ -31,12 +31,25 @@ void engine::authenticate(std::string_view agent_id, std::string_view token,
                           callback<const store::agent*> done) {
     impl_->store_.get_agent(agent_id, [token = std::string(token), done = std::move(done)](
                                           store::result<const store::agent*> r) mutable {
+        if (!r && r.err().code == store::errc::unavailable) {
+            return done(std::move(r).err());
+        }
         // Same answer for an unknown id and a wrong token: ids cannot be probed.
         if (!r || !token_matches(token, (*r)->token_hash)) {
             return done(store::error{store::errc::unauthorized, "unknown agent or bad token"});
         }
         done(*r);
     });
+}
+
+void engine::identify(std::string_view token, callback<const store::agent*> done) {
+    impl_->store_.find_agent_by_token(
+        hash_token(token), [done = std::move(done)](store::result<const store::agent*> r) mutable {
+            if (!r && r.err().code != store::errc::unavailable) {
+                return done(store::error{store::errc::unauthorized, "unknown agent token"});
+            }
+            done(std::move(r));
+        });
 }
 
 void engine::heartbeat(std::string_view agent_id, std::optional<store::agent_status> status,

@@ -149,6 +149,19 @@ void engine::impl::dispatch_pending(std::string_view queue, std::span<const std:
     }
 }
 
+void engine::impl::offer_queue(std::string_view queue, time_point now) {
+    // Stop when the rotation comes back to a consumer served in this round: with a store that
+    // answers inline it is available again at once.
+    boost::container::small_vector<dispatcher::entry*, 8> served;
+    while (dispatcher::entry* e = dispatcher_.pick(queue, {})) {
+        if (std::find(served.begin(), served.end(), e) != served.end()) {
+            break;
+        }
+        served.push_back(e);
+        serve(*static_cast<agent_state*>(e->owner()), now);
+    }
+}
+
 void engine::impl::release_slot(agent_state& a, std::string_view cancelled_task) {
     if (a.running > 0) {
         --a.running;

@@ -71,6 +71,9 @@ struct engine::impl {
     void on_claimed(agent_state* a, time_point now, store::result<store::claim_outcome> r);
     void dispatch_pending(std::string_view queue, std::span<const std::string> caps,
                           time_point now);
+    // Pending tasks of `queue` may exist that this engine was not told of (another worker
+    // queued them): every available consumer of the queue claims once.
+    void offer_queue(std::string_view queue, time_point now);
     // A task left the agent: one slot free again (credit for a WebSocket agent), and a cancel
     // pushed when `cancelled_task` is not empty. The caller serves the agent afterwards.
     void release_slot(agent_state& a, std::string_view cancelled_task);

@@ -106,9 +106,9 @@ transport_metrics::transport_metrics(metrics::registry& registry)
 
 struct server::impl {
     impl(server_options opts, api::application& app, api::transport_state& state,
-         metrics::registry& registry)
+         metrics::registry& registry, asio::io_context& loop)
         : options(std::move(opts)),
-          ioc(BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO),
+          ioc(loop),
           ctx{ioc, options, app, state, transport_metrics(registry)},
           acceptor(ioc),
           signals(ioc, SIGTERM, SIGINT),
@@ -117,7 +117,7 @@ struct server::impl {
           deadline_timer(ioc) {}
 
     server_options options;
-    asio::io_context ioc;  ///< one thread: the reactor needs no locks
+    asio::io_context& ioc;  ///< one thread: the reactor needs no locks
     transport_context ctx;
     tcp::acceptor acceptor;
     asio::signal_set signals;
@@ -214,8 +214,8 @@ struct server::impl {
 };
 
 server::server(server_options options, api::application& app, api::transport_state& state,
-               metrics::registry& registry)
-    : impl_(std::make_unique<impl>(std::move(options), app, state, registry)) {}
+               metrics::registry& registry, asio::io_context& ioc)
+    : impl_(std::make_unique<impl>(std::move(options), app, state, registry, ioc)) {}
 
 server::~server() = default;
 

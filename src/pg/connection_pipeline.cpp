@@ -4,6 +4,7 @@
 #include <libpq-fe.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <utility>
 
 #include "pg/connection.hpp"
@@ -27,7 +28,10 @@ constexpr std::chrono::seconds k_answer_margin{1};
 void connection::run(std::vector<statement> statements) {
     auto self = shared_from_this();  // a synchronous failure may make the owner drop us
     phase_ = phase::busy;
-    arm_deadline(settings_.statement_timeout + k_answer_margin, phase::busy);
+    // statement_timeout 0 is PostgreSQL's "no limit": then nothing here limits the wait either.
+    if (settings_.statement_timeout.count() > 0) {
+        arm_deadline(settings_.statement_timeout + k_answer_margin, phase::busy);
+    }
     send_statements(statements);
     if (phase_ != phase::busy) {
         return;
@@ -39,7 +43,8 @@ void connection::send_statements(const std::vector<statement>& statements) {
     PGconn* conn = conn_.get();
     results_.reset(statements.size());
 
-    const std::string timeout = std::to_string(settings_.statement_timeout.count());
+    const std::string timeout =
+        std::to_string(std::max<std::int64_t>(settings_.statement_timeout.count(), 0));
     const char* timeout_value[] = {timeout.c_str()};
     if (PQsendQueryParams(conn, k_set_timeout_sql, 1, nullptr, timeout_value, nullptr, nullptr,
                           0) != 1) {

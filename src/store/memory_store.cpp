@@ -251,6 +251,10 @@ void memory_store::erase_agent(agent_rec& rec) {
     }
     --agent_counts_[static_cast<std::size_t>(rec.a.status)];
     agents_by_id_.erase(std::string_view(rec.a.id));
+    if (auto it = agents_by_token_.find(token_key(rec.a));
+        it != agents_by_token_.end() && it->second == &rec) {
+        agents_by_token_.erase(it);
+    }
     std::vector<queue_state*> queues = std::move(rec.queues);
     const std::uint64_t seq = rec.a.seq;
     agents_.erase(seq);

@@ -46,6 +46,9 @@ struct agent_rec {
     time_point heartbeat_deadline{};   // while not offline
 };
 
+/// The bytes of an agent's token hash, as a key into memory_store::agents_by_token_.
+std::string_view token_key(const agent& a);
+
 using deadline_set = std::set<std::pair<time_point, std::uint64_t>>;
 
 class memory_store final : public store {
@@ -70,6 +73,8 @@ class memory_store final : public store {
     void queue_depths(callback<std::vector<queue_depth>> done) override;
     void register_agent(new_agent spec, time_point now, callback<const agent*> done) override;
     void get_agent(std::string_view agent_id, callback<const agent*> done) override;
+    void find_agent_by_token(const std::array<unsigned char, 32>& token_hash,
+                             callback<const agent*> done) override;
     void list_agents(agent_filter filter, callback<agent_page> done) override;
     void heartbeat(std::string_view agent_id, std::optional<agent_status> status, time_point now,
                    callback<heartbeat_outcome> done) override;
@@ -125,6 +130,7 @@ class memory_store final : public store {
 
     std::map<std::uint64_t, agent_rec> agents_;  // by seq
     std::unordered_map<std::string_view, agent_rec*> agents_by_id_;
+    std::unordered_map<std::string_view, agent_rec*> agents_by_token_;  // token_hash bytes
     deadline_set heartbeat_deadlines_;  // (deadline, agent seq), agents not offline
     deadline_set lease_deadlines_;      // (lease end, agent seq), agents holding tasks
     std::array<std::uint64_t, k_agent_status_count> agent_counts_{};

@@ -3,6 +3,11 @@
 
 namespace pm_agent::store {
 
+std::string_view token_key(const agent& a) {
+    return std::string_view(reinterpret_cast<const char*>(a.token_hash.data()),
+                            a.token_hash.size());
+}
+
 void memory_store::register_agent(new_agent spec, time_point now, callback<const agent*> done) {
     if (agents_by_id_.contains(spec.id)) {
         return done(error{errc::conflict, "agent id already registered"});
@@ -32,6 +37,7 @@ void memory_store::register_agent(new_agent spec, time_point now, callback<const
     heartbeat_deadlines_.emplace(rec.heartbeat_deadline, seq);
     ++agent_counts_[static_cast<std::size_t>(agent_status::online)];
     agents_by_id_.emplace(std::string_view(a.id), &rec);
+    agents_by_token_.emplace(token_key(a), &rec);
     done(&a);
 }
 
@@ -41,6 +47,16 @@ void memory_store::get_agent(std::string_view agent_id, callback<const agent*> d
         return done(error{errc::not_found, "no such agent"});
     }
     done(&rec->a);
+}
+
+void memory_store::find_agent_by_token(const std::array<unsigned char, 32>& token_hash,
+                                       callback<const agent*> done) {
+    auto it = agents_by_token_.find(
+        std::string_view(reinterpret_cast<const char*>(token_hash.data()), token_hash.size()));
+    if (it == agents_by_token_.end()) {
+        return done(error{errc::not_found, "no such agent"});
+    }
+    done(&it->second->a);
 }
 
 void memory_store::heartbeat(std::string_view agent_id, std::optional<agent_status> status,

@@ -349,22 +349,31 @@ void start_ws_session(transport_context& ctx, tcp::socket socket,
             on_error);
         return;
     }
-    std::unique_ptr<api::ws_session> session;
-    if (!over_limit) {
-        auto decision = ctx.app.upgrade(plain, *conn);
-        if (decision.refusal) {
-            asio::co_spawn(ctx.ioc,
-                           refuse_upgrade(ctx, conn, std::move(*decision.refusal),
-                                          request.version(), plain.request_id),
-                           on_error);
-            return;
-        }
-        session = std::move(decision.session);
+    if (over_limit) {
+        asio::co_spawn(
+            ctx.ioc,
+            serve_ws(ctx, std::move(conn), std::move(std::get<std::string>(handshake)), nullptr),
+            on_error);
+        return;
     }
-    asio::co_spawn(ctx.ioc,
-                   serve_ws(ctx, std::move(conn), std::move(std::get<std::string>(handshake)),
-                            std::move(session)),
-                   on_error);
+    // The decision may need the store (an agent registered on another worker); the socket
+    // waits meanwhile, owned by this callback.
+    ctx.app.upgrade(plain, *conn,
+                    [&ctx, conn, version = request.version(), request_id = plain.request_id,
+                     accept = std::move(std::get<std::string>(handshake)),
+                     on_error](api::upgrade_result decision) mutable {
+                        if (decision.refusal) {
+                            asio::co_spawn(ctx.ioc,
+                                           refuse_upgrade(ctx, conn, std::move(*decision.refusal),
+                                                          version, request_id),
+                                           on_error);
+                            return;
+                        }
+                        asio::co_spawn(ctx.ioc,
+                                       serve_ws(ctx, std::move(conn), std::move(accept),
+                                                std::move(decision.session)),
+                                       on_error);
+                    });
 }
 
 }  // namespace pm_agent::http

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -48,6 +49,9 @@ struct upgrade_result {
     std::unique_ptr<ws_session> session;
 };
 
+/// Receives an upgrade decision.
+using upgrade_callback = std::function<void(upgrade_result)>;
+
 /// Live numbers the transport owns and the application reports (/api/v1/stats, /ready).
 struct transport_state {
     std::int64_t http_connections = 0;
@@ -65,9 +69,12 @@ class application {
     /// The client of a request not answered yet (a long poll) closed its connection: forget
     /// it; its `done` must not be called any more.
     virtual void abandon(std::uint64_t connection_id) = 0;
-    /// Decides a WebSocket upgrade request. On success the session talks through `connection`,
-    /// which outlives the session's on_closed().
-    virtual upgrade_result upgrade(const http_request& request, ws_connection& connection) = 0;
+    /// Decides a WebSocket upgrade request, through `done` exactly once: inline when the answer
+    /// is known at once, later when it needs the store (an agent registered on another worker).
+    /// On success the session talks through `connection`, which lives until `done` has been
+    /// called and then until the session's on_closed(). `request` is only valid during the call.
+    virtual void upgrade(const http_request& request, ws_connection& connection,
+                         upgrade_callback done) = 0;
     /// Runs due timers (leases, scheduled tasks, long-poll deadlines) and returns when it wants
     /// to be called again.
     virtual std::chrono::steady_clock::time_point tick(

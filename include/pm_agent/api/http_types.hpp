@@ -20,8 +20,8 @@ std::string_view to_string(http_method m);
 /// transport, so a handler never walks a header list.
 struct http_request {
     http_method method = http_method::get;
-    std::string path;         ///< decoded path without the query
-    std::string query;        ///< raw query string without '?'
+    std::string path;   ///< decoded path without the query
+    std::string query;  ///< raw query string without '?'
     std::string authorization;
     std::string idempotency_key;
     std::string forwarded_for;  ///< X-Forwarded-For, as sent

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <memory>
+#include <string>
 #include <string_view>
 
 #include "pm_agent/api/application.hpp"
@@ -12,17 +13,24 @@
 namespace pm_agent::metrics {
 class registry;
 }
+namespace pm_agent::store {
+class store;
+}
 
 namespace pm_agent::api {
 
 class service final : public application {
   public:
-    service(const config::config& cfg, metrics::registry& registry, transport_state& state);
+    /// `st` is the worker's store ("memory" when null: one is made here); `store_name` names it
+    /// in logs and /api/v1/stats.
+    service(const config::config& cfg, metrics::registry& registry, transport_state& state,
+            std::unique_ptr<store::store> st = nullptr, std::string store_name = "memory");
     ~service() override;
 
     void handle(http_request&& request, respond_fn done) override;
     void abandon(std::uint64_t connection_id) override;
-    upgrade_result upgrade(const http_request& request, ws_connection& connection) override;
+    void upgrade(const http_request& request, ws_connection& connection,
+                 upgrade_callback done) override;
     std::chrono::steady_clock::time_point tick(std::chrono::steady_clock::time_point now) override;
     void begin_drain() override;
 

@@ -41,6 +41,8 @@ struct database_config {
     int pool_size = 8;
     std::chrono::milliseconds statement_timeout{5000};
     bool prepared_statements = true;
+    /// Reaper period, and how often idle consumers look for tasks other workers queued.
+    std::chrono::milliseconds poll_interval{200};
 
     friend bool operator==(const database_config&, const database_config&) = default;
 };

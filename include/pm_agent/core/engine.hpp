@@ -121,6 +121,8 @@ class engine {
     /// Checks an agent's own token: the agent, or unauthorized (unknown id or wrong token).
     void authenticate(std::string_view agent_id, std::string_view token,
                       callback<const store::agent*> done);
+    /// The agent whose own token this is (a task operation names no agent), or unauthorized.
+    void identify(std::string_view token, callback<const store::agent*> done);
     /// Liveness and lease renewal; `status` online/draining (nullopt keeps it). Answers the
     /// ids of tasks the agent must stop (REST agents; a WebSocket agent was pushed them).
     void heartbeat(std::string_view agent_id, std::optional<store::agent_status> status,

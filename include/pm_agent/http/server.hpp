@@ -15,6 +15,9 @@ struct transport_state;
 namespace pm_agent::metrics {
 class registry;
 }
+namespace boost::asio {
+class io_context;
+}
 
 namespace pm_agent::http {
 
@@ -40,8 +43,10 @@ struct server_options {
 /// One worker's server. Construct, bind(), then run() on the thread that owns the loop.
 class server {
   public:
+    /// `ioc` is the worker's loop (shared with its database and Redis clients); it must be
+    /// single-threaded and outlive the server.
     server(server_options options, api::application& app, api::transport_state& state,
-           metrics::registry& registry);
+           metrics::registry& registry, boost::asio::io_context& ioc);
     ~server();
     server(const server&) = delete;
     server& operator=(const server&) = delete;

@@ -93,6 +93,10 @@ struct reap_outcome {
     std::vector<due_task> due;
     std::vector<std::string> offline_agents;
     std::size_t deleted_tasks = 0;
+    /// Queues that have pending tasks this store may not have told the engine about (another
+    /// worker queued them): the engine offers them to every available consumer of those queues.
+    /// Only a store shared between workers fills it.
+    std::vector<std::string> pending_queues;
 };
 
 /// Filters of GET /api/v1/tasks; newest first.
@@ -193,6 +197,10 @@ class store {
     virtual void register_agent(new_agent spec, time_point now, callback<const agent*> done) = 0;
     /// One agent by id.
     virtual void get_agent(std::string_view agent_id, callback<const agent*> done) = 0;
+    /// The agent whose token has this SHA-256 (a task operation names no agent: its bearer
+    /// token does); not_found when none.
+    virtual void find_agent_by_token(const std::array<unsigned char, 32>& token_hash,
+                                     callback<const agent*> done) = 0;
     /// A page of agents in registration order (see agent_filter).
     virtual void list_agents(agent_filter filter, callback<agent_page> done) = 0;
     /// Liveness: last_heartbeat = now, renews all of its leases, sets `status` when given
@@ -220,6 +228,10 @@ class store {
     /// When reap next has work: exact for the memory store; an asynchronous store answers
     /// with its polling period. nullopt: nothing is due until something changes.
     virtual std::optional<time_point> next_due() const = 0;
+
+    /// Why the store cannot serve now (its database is unreachable), for /ready; nullopt when
+    /// it can.
+    virtual std::optional<std::string> unavailable_reason() const { return std::nullopt; }
 };
 
 }  // namespace pm_agent::store

@@ -116,6 +116,13 @@ void deferred_store::get_agent(std::string_view agent_id, callback<const agent*>
     });
 }
 
+void deferred_store::find_agent_by_token(const std::array<unsigned char, 32>& token_hash,
+                                         callback<const agent*> done) {
+    queue_.emplace_back([this, token_hash, done = std::move(done)]() mutable {
+        inner_.find_agent_by_token(token_hash, std::move(done));
+    });
+}
+
 void deferred_store::list_agents(agent_filter filter, callback<agent_page> done) {
     queue_.emplace_back([this, filter = std::move(filter), done = std::move(done)]() mutable {
         inner_.list_agents(std::move(filter), std::move(done));

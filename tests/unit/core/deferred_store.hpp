@@ -49,6 +49,8 @@ class deferred_store final : public ps::store {
     void register_agent(ps::new_agent spec, ps::time_point now,
                         ps::callback<const ps::agent*> done) override;
     void get_agent(std::string_view agent_id, ps::callback<const ps::agent*> done) override;
+    void find_agent_by_token(const std::array<unsigned char, 32>& token_hash,
+                             ps::callback<const ps::agent*> done) override;
     void list_agents(ps::agent_filter filter, ps::callback<ps::agent_page> done) override;
     void heartbeat(std::string_view agent_id, std::optional<ps::agent_status> status,
                    ps::time_point now, ps::callback<ps::heartbeat_outcome> done) override;

@@ -26,6 +26,9 @@ struct store_factory {
     /// Runs the back end until `done()` is true (asynchronous stores); may return at once when
     /// callbacks complete inline.
     std::function<void(store&, const std::function<bool()>& done)> run_until;
+    /// next_due() names the exact next deadline (the memory store); a store shared between
+    /// workers answers with its polling period instead.
+    bool exact_next_due = true;
 };
 
 inline std::string factory_name(const ::testing::TestParamInfo<store_factory>& info) {
@@ -72,7 +75,12 @@ class store_contract : public ::testing::TestWithParam<store_factory> {
         return a;
     }
 
-    void SetUp() override { store_ = GetParam().make(queue_config(), agents_config()); }
+    void SetUp() override {
+        store_ = GetParam().make(queue_config(), agents_config());
+        if (!store_) {
+            GTEST_SKIP() << GetParam().name << " store not available (see its factory)";
+        }
+    }
 
     static time_point at(double seconds) {
         return t0 + std::chrono::duration_cast<std::chrono::system_clock::duration>(

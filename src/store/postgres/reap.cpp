@@ -1,0 +1,179 @@
+// The reaper on PostgreSQL, run by every worker: each statement takes only rows nobody else
+// has locked (SKIP LOCKED), so reapers on several workers split the work instead of waiting.
+// One reap is one transaction: silent agents, expired leases, task timeouts, due scheduled
+// tasks, retention, and the queues with pending work (so idle consumers here can claim what
+// another worker queued).
+#include "store/postgres/postgres_store.hpp"
+#include "store/postgres/release_sql.hpp"
+
+namespace pm_agent::store::postgres {
+
+namespace {
+
+// $1 now, $2 heartbeat timeout ms, $3 message
+constexpr const char* k_reap_offline =
+    "WITH off AS (UPDATE pm_agents a SET status = 'offline' WHERE a.id IN (SELECT id FROM "
+    "pm_agents WHERE status <> 'offline' AND last_heartbeat <= pm_ts($1) - $2 * interval '1 "
+    "millisecond' FOR UPDATE SKIP LOCKED) RETURNING a.id), "
+    "held AS (SELECT h.id, h.agent_id FROM pm_tasks h JOIN off ON h.agent_id = off.id WHERE "
+    "h.status IN ('assigned', 'running') FOR UPDATE OF h SKIP LOCKED), " PM_RELEASE_CTES(
+        "$1", "$3", "true") "SELECT 'o', off.id, NULL::text, NULL::text, NULL::text[], NULL::text "
+                            "FROM off UNION ALL SELECT 'r', " PM_RELEASED_COLUMNS " FROM rel";
+
+// $1 now, $2 message
+constexpr const char* k_reap_leases =
+    "WITH exp AS (SELECT id FROM pm_agents WHERE lease_expires_at <= pm_ts($1) FOR UPDATE SKIP "
+    "LOCKED), "
+    "held AS (SELECT h.id, h.agent_id FROM pm_tasks h JOIN exp ON h.agent_id = exp.id WHERE "
+    "h.status IN ('assigned', 'running') FOR UPDATE OF h SKIP LOCKED), " PM_RELEASE_CTES(
+        "$1", "$2", "true") ", clr AS (UPDATE pm_agents a SET lease_expires_at = NULL FROM exp WHERE "
+                            "a.id = exp.id AND NOT EXISTS (SELECT 1 FROM pm_tasks h WHERE "
+                            "h.agent_id = a.id AND h.status IN ('assigned', 'running') AND h.id "
+                            "NOT IN (SELECT id FROM held))) "
+                            "SELECT " PM_RELEASED_COLUMNS " FROM rel";
+
+// $1 now, $2 message
+constexpr const char* k_reap_timeouts =
+    "WITH held AS (SELECT id, agent_id FROM pm_tasks WHERE timeout_at <= pm_ts($1) AND status "
+    "IN ('assigned', 'running') FOR UPDATE SKIP LOCKED), " PM_RELEASE_CTES(
+        "$1", "$2", "true") "SELECT " PM_RELEASED_COLUMNS " FROM rel";
+
+// $1 now. Bounded per reap so that one reap stays short; the next one continues.
+constexpr const char* k_reap_due =
+    "UPDATE pm_tasks t SET status = 'pending', ready_at = pm_ts($1), updated_at = pm_ts($1) "
+    "WHERE t.id IN (SELECT id FROM pm_tasks WHERE status = 'scheduled' AND run_at <= pm_ts($1) "
+    "ORDER BY run_at LIMIT 1000 FOR UPDATE SKIP LOCKED) RETURNING t.queue, "
+    "t.required_capabilities";
+
+// $1 now, $2 retention ms
+constexpr const char* k_reap_retention =
+    "WITH d AS (DELETE FROM pm_tasks WHERE id IN (SELECT id FROM pm_tasks WHERE finished_at <= "
+    "pm_ts($1) - $2 * interval '1 millisecond' LIMIT 1000 FOR UPDATE SKIP LOCKED) RETURNING 1) "
+    "SELECT count(*) FROM d";
+
+constexpr const char* k_prune_queues =
+    "DELETE FROM pm_queues q WHERE NOT EXISTS (SELECT 1 FROM pm_tasks t WHERE t.queue = q.name) "
+    "AND NOT EXISTS (SELECT 1 FROM pm_agents a WHERE q.name = ANY(a.queues))";
+
+constexpr const char* k_pending_queues =
+    "SELECT q.name FROM pm_queues q WHERE EXISTS (SELECT 1 FROM pm_tasks t WHERE t.queue = "
+    "q.name AND t.status = 'pending') ORDER BY q.name";
+
+constexpr const char* k_count_queued =
+    "SELECT count(*) FROM pm_tasks WHERE status IN ('pending', 'scheduled')";
+
+/// The queued-task count is read again every this many reaps (about once a second).
+constexpr int k_count_every = 5;
+
+std::string ms_of(auto d) {
+    return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(d).count());
+}
+
+}  // namespace
+
+void postgres_store::reap(time_point now, callback<reap_outcome> done) {
+    const bool too_soon = options_.poll_interval.count() > 0 && last_reap_ &&
+                          now < *last_reap_ + options_.poll_interval;
+    if (reaping_ || too_soon) {
+        return done(reap_outcome{});
+    }
+    reaping_ = true;
+    last_reap_ = now;
+    const std::string at = micros(now);
+    op o;
+    o.statements.push_back(
+        {"pm_reap_offline",
+         k_reap_offline,
+         {at, ms_of(agents_cfg_.heartbeat_timeout), release_text(release_reason::agent_offline)}});
+    o.statements.push_back(
+        {"pm_reap_leases", k_reap_leases, {at, release_text(release_reason::lease_expired)}});
+    o.statements.push_back(
+        {"pm_reap_timeouts", k_reap_timeouts, {at, release_text(release_reason::timed_out)}});
+    o.statements.push_back({"pm_reap_due", k_reap_due, {at}});
+    o.statements.push_back(
+        {"pm_reap_retention", k_reap_retention, {at, ms_of(queue_cfg_.retention)}});
+    const bool prune = prune_queues_;
+    if (prune) {
+        o.statements.push_back({"pm_prune_queues", k_prune_queues, {}});
+    }
+    o.statements.push_back({"pm_pending_queues", k_pending_queues, {}});
+    const bool count = ++reaps_since_count_ >= k_count_every || !queued_tasks_;
+    if (count) {
+        o.statements.push_back({"pm_count_queued", k_count_queued, {}});
+    }
+    auto cb = std::make_shared<callback<reap_outcome>>(std::move(done));
+    o.on_rows = [this, cb, prune, count](std::span<pg::rows> r) {
+        reaping_ = false;
+        reap_outcome out;
+        std::size_t i = 0;
+        const pg::rows& offline = r[i++];
+        for (std::size_t row = 0; row < offline.size(); ++row) {
+            if (offline.get(row, 0) == "o") {
+                out.offline_agents.emplace_back(offline.get(row, 1));
+            }
+        }
+        // Released rows of the offline statement come after its agents (UNION ALL order).
+        for (released_task& t : read_released(offline, "", release_reason::agent_offline, 1)) {
+            if (!t.queue.empty()) {
+                out.released.push_back(std::move(t));
+            }
+        }
+        for (auto why : {release_reason::lease_expired, release_reason::timed_out}) {
+            for (released_task& t : read_released(r[i++], "", why)) {
+                out.released.push_back(std::move(t));
+            }
+        }
+        const pg::rows& due = r[i++];
+        for (std::size_t row = 0; row < due.size(); ++row) {
+            due_task d;
+            d.queue = due.get(row, 0);
+            parse_text_array(due.get(row, 1), d.required_capabilities);
+            out.due.push_back(std::move(d));
+        }
+        out.deleted_tasks = static_cast<std::size_t>(to_int(r[i++].get(0, 0)));
+        if (prune) {
+            prune_queues_ = false;
+            known_queues_.clear();
+            ++i;
+        }
+        if (out.deleted_tasks > 0) {
+            prune_queues_ = true;  // the next reap drops queues left with nothing
+        }
+        const pg::rows& pending = r[i++];
+        for (std::size_t row = 0; row < pending.size(); ++row) {
+            out.pending_queues.emplace_back(pending.get(row, 0));
+        }
+        if (count) {
+            queued_tasks_ = to_int(r[i++].get(0, 0));
+            reaps_since_count_ = 0;
+        } else if (queued_tasks_) {
+            for (const released_task& t : out.released) {
+                if (t.status == task_status::pending) {
+                    ++*queued_tasks_;
+                }
+            }
+        }
+        (*cb)(std::move(out));
+    };
+    o.on_error = [this, cb](error e, const pg::failure*) {
+        reaping_ = false;
+        (*cb)(std::move(e));
+    };
+    enqueue(std::move(o));
+}
+
+std::optional<time_point> postgres_store::next_due() const {
+    if (!last_reap_) {
+        return std::nullopt;
+    }
+    return *last_reap_ + options_.poll_interval;
+}
+
+std::optional<std::string> postgres_store::unavailable_reason() const {
+    if (db_.healthy()) {
+        return std::nullopt;
+    }
+    return std::string("database unreachable");
+}
+
+}  // namespace pm_agent::store::postgres
