@@ -55,7 +55,6 @@ pm_agent::store::postgres_options postgres_options(const pm_agent::config::confi
     pm_agent::store::postgres_options options;
     options.poll_interval = cfg.database.poll_interval;
     options.max_batch = static_cast<std::size_t>(cfg.performance.task_batch_size);
-    options.max_in_flight = static_cast<std::size_t>(cfg.database.pool_size);
     return options;
 }
 

@@ -113,13 +113,14 @@ op agent_lookup(const char* name, const char* sql, std::string key, callback<con
 }  // namespace
 
 void postgres_store::get_agent(std::string_view agent_id, callback<const agent*> done) {
-    enqueue(agent_lookup("pm_agent_by_id", k_agent_by_id, std::string(agent_id), std::move(done)));
+    run_direct(
+        agent_lookup("pm_agent_by_id", k_agent_by_id, std::string(agent_id), std::move(done)));
 }
 
 void postgres_store::find_agent_by_token(const std::array<unsigned char, 32>& token_hash,
                                          callback<const agent*> done) {
-    enqueue(agent_lookup("pm_agent_by_token", k_agent_by_token, bytea_hex(token_hash),
-                         std::move(done)));
+    run_direct(agent_lookup("pm_agent_by_token", k_agent_by_token, bytea_hex(token_hash),
+                            std::move(done)));
 }
 
 void postgres_store::heartbeat(std::string_view agent_id, std::optional<agent_status> status,

@@ -40,6 +40,24 @@ void postgres_store::enqueue(op o) {
     schedule_flush();
 }
 
+void postgres_store::run_direct(op o) {
+    auto statements = std::move(o.statements);
+    db_.transact(
+        std::move(statements), [alive = alive_, o = std::move(o)](pg::outcome out) mutable {
+            if (!*alive) {
+                return;
+            }
+            if (!out.error) {
+                o.on_rows(std::span<pg::rows>(out.results));
+            } else {
+                const bool statement = out.error->kind == pg::failure_kind::statement;
+                o.on_error(statement ? error{errc::internal, "internal error"}
+                                     : error{errc::unavailable, "database unavailable; try again"},
+                           statement ? &*out.error : nullptr);
+            }
+        });
+}
+
 void postgres_store::schedule_flush() {
     if (flush_scheduled_) {
         return;
@@ -55,7 +73,12 @@ void postgres_store::schedule_flush() {
 }
 
 void postgres_store::flush() {
-    while (in_flight_ < options_.max_in_flight && (!queued_.empty() || !plain_submits_.empty())) {
+    while (in_flight_ < options_.max_in_flight &&
+           (!queued_.empty() || !plain_submits_.empty() || !completes_.empty())) {
+        if (!completes_.empty()) {
+            complete_joined(std::move(completes_));  // queues one op at the front
+            completes_.clear();
+        }
         if (!plain_submits_.empty()) {
             submit_plain(std::move(plain_submits_));  // queues one op at the front
             plain_submits_.clear();

@@ -72,6 +72,9 @@ class postgres_store final : public store {
   private:
     // batch.cpp
     void enqueue(op o);
+    /// Read-only ops skip group commit: their own transaction on any free connection, so a
+    /// slow listing never holds up the commits behind it.
+    void run_direct(op o);
     void schedule_flush();
     void flush();
     void on_transaction(std::vector<op> ops, std::vector<std::size_t> first, pg::outcome out);
@@ -86,6 +89,17 @@ class postgres_store final : public store {
     void submit_plain(std::vector<plain_submit> group);
     void submit_keyed(std::vector<new_task> tasks, time_point now,
                       callback<std::span<const submitted>> done);
+    struct pending_complete {
+        std::string task_id;
+        std::string agent_id;
+        std::string result;  // JSON text
+        time_point now;
+        callback<const task*> done;
+    };
+    /// Completions of one loop turn as one UPDATE; a task it did not change (a conflict, or the
+    /// same task twice) is sent again on its own, whose answer says why.
+    void complete_joined(std::vector<pending_complete> group);
+    void complete_one(pending_complete c);
     void lease_op(const char* name, const char* sql, std::vector<param> params,
                   std::optional<time_point> lease_until, callback<const task*> done);
     /// Runs `then(true)` once the queued-task count is known (false: the database is down).
@@ -103,6 +117,7 @@ class postgres_store final : public store {
 
     std::deque<op> queued_;
     std::vector<plain_submit> plain_submits_;  // joined into one INSERT at flush time
+    std::vector<pending_complete> completes_;  // joined into one UPDATE at flush time
     bool flush_scheduled_ = false;
     std::size_t in_flight_ = 0;
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);

@@ -76,7 +76,7 @@ void postgres_store::list_tasks(task_filter filter, callback<task_page> done) {
         (*cb)(std::move(page));
     };
     o.on_error = [cb](error e, const pg::failure*) { (*cb)(std::move(e)); };
-    enqueue(std::move(o));
+    run_direct(std::move(o));
 }
 
 void postgres_store::list_agents(agent_filter filter, callback<agent_page> done) {
@@ -107,7 +107,7 @@ void postgres_store::list_agents(agent_filter filter, callback<agent_page> done)
         (*cb)(std::move(page));
     };
     o.on_error = [cb](error e, const pg::failure*) { (*cb)(std::move(e)); };
-    enqueue(std::move(o));
+    run_direct(std::move(o));
 }
 
 void postgres_store::stats(callback<store_stats> done) {
@@ -146,7 +146,7 @@ void postgres_store::stats(callback<store_stats> done) {
         (*cb)(std::move(out));
     };
     o.on_error = [cb](error e, const pg::failure*) { (*cb)(std::move(e)); };
-    enqueue(std::move(o));
+    run_direct(std::move(o));
 }
 
 void postgres_store::queue_depths(callback<std::vector<queue_depth>> done) {
@@ -163,7 +163,7 @@ void postgres_store::queue_depths(callback<std::vector<queue_depth>> done) {
         (*cb)(std::move(out));
     };
     o.on_error = [cb](error e, const pg::failure*) { (*cb)(std::move(e)); };
-    enqueue(std::move(o));
+    run_direct(std::move(o));
 }
 
 }  // namespace pm_agent::store::postgres

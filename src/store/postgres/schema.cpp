@@ -82,6 +82,12 @@ CREATE TABLE pm_tasks (
     timeout_at            timestamptz,
     finished_at           timestamptz
 );
+-- A work queue churns: every task is inserted, updated twice and deleted. Vacuum it often so
+-- dead index entries at the head of pm_tasks_claim (the tasks claimed last) do not pile up
+-- in front of every claim.
+ALTER TABLE pm_tasks SET (autovacuum_vacuum_scale_factor = 0.01, autovacuum_vacuum_threshold = 1000,
+    autovacuum_vacuum_insert_scale_factor = 0.01, autovacuum_vacuum_cost_delay = 0,
+    autovacuum_analyze_scale_factor = 0.02);
 CREATE UNIQUE INDEX pm_tasks_idempotency_key ON pm_tasks (idempotency_key)
     WHERE idempotency_key IS NOT NULL;
 CREATE INDEX pm_tasks_claim ON pm_tasks (queue, priority DESC, seq) WHERE status = 'pending';

@@ -2,6 +2,8 @@
 // the agent's queues with FOR UPDATE SKIP LOCKED (workers never wait on each other's claims),
 // in priority then submission order, through the partial index of pending tasks per queue.
 // Each lease operation is one conditional UPDATE whose answer also says why it changed nothing.
+#include <unordered_map>
+
 #include <boost/json/serialize.hpp>
 
 #include "pm_agent/store/backoff.hpp"
@@ -60,6 +62,15 @@ constexpr const char* k_complete =
     "WITH upd AS (UPDATE pm_tasks t SET status = 'succeeded', result = $4::json, error = NULL, "
     "updated_at = pm_ts($3), finished_at = pm_ts($3), timeout_at = NULL" PM_HELD_BY
     "RETURNING t.*)" PM_LEASE_TAIL;
+
+// $1 ids, $2 agents, $3 results, $4 times: every completion of one loop turn.
+constexpr const char* k_complete_many =
+    "WITH i AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) AS i(id, "
+    "agent_id, result, now)), "
+    "upd AS (UPDATE pm_tasks t SET status = 'succeeded', result = i.result::json, error = NULL, "
+    "updated_at = pm_ts(i.now), finished_at = pm_ts(i.now), timeout_at = NULL FROM i WHERE t.id "
+    "= i.id AND t.agent_id = i.agent_id AND t.status IN ('assigned', 'running') RETURNING t.*) "
+    "SELECT " PM_TASK_COLUMNS("upd") " FROM upd";
 
 // $4 error, $5 retryable, $6 back-off in ms by attempts so far (the last entry repeats).
 #define PM_RETRY "($5::boolean AND t.attempts < t.max_attempts)"
@@ -199,10 +210,59 @@ void postgres_store::progress(lease_ref lease, task_progress value, time_point n
 
 void postgres_store::complete(lease_ref lease, boost::json::value result, time_point now,
                               callback<const task*> done) {
+    completes_.push_back({std::string(lease.task_id), std::string(lease.agent_id),
+                          boost::json::serialize(result), now, std::move(done)});
+    schedule_flush();
+}
+
+void postgres_store::complete_one(pending_complete c) {
     lease_op("pm_complete", k_complete,
-             {std::string(lease.task_id), std::string(lease.agent_id), micros(now),
-              boost::json::serialize(result)},
-             std::nullopt, std::move(done));
+             {std::move(c.task_id), std::move(c.agent_id), micros(c.now), std::move(c.result)},
+             std::nullopt, std::move(c.done));
+}
+
+void postgres_store::complete_joined(std::vector<pending_complete> group) {
+    if (group.size() == 1) {
+        return complete_one(std::move(group.front()));
+    }
+    array_builder ids, agents, results, times;
+    for (const pending_complete& c : group) {
+        ids.add(c.task_id);
+        agents.add(c.agent_id);
+        results.add(c.result);
+        times.add(micros(c.now));
+    }
+    op o;
+    o.statements.push_back({"pm_complete_many",
+                            k_complete_many,
+                            {ids.take(), agents.take(), results.take(), times.take()}});
+    auto shared = std::make_shared<std::vector<pending_complete>>(std::move(group));
+    o.on_rows = [this, shared](std::span<pg::rows> r) {
+        std::unordered_map<std::string_view, std::size_t> changed;
+        for (std::size_t i = 0; i < r[0].size(); ++i) {
+            changed.emplace(r[0].get(i, 0), i);
+        }
+        for (pending_complete& c : *shared) {
+            auto it = changed.find(c.task_id);
+            if (it == changed.end()) {
+                complete_one(std::move(c));  // the single statement explains the refusal
+                continue;
+            }
+            const task t = read_task(r[0], it->second);
+            changed.erase(it);  // the same task a second time is a conflict
+            c.done(&t);
+        }
+    };
+    o.on_error = [this, shared](error e, const pg::failure* f) {
+        for (pending_complete& c : *shared) {
+            if (f != nullptr) {
+                complete_one(std::move(c));
+            } else {
+                c.done(e);
+            }
+        }
+    };
+    queued_.push_front(std::move(o));
 }
 
 void postgres_store::fail(lease_ref lease, std::string error_text, bool retryable, double jitter,
@@ -259,7 +319,7 @@ void postgres_store::get_task(std::string_view task_id, callback<const task*> do
         (*cb)(&t);
     };
     o.on_error = [cb](error e, const pg::failure*) { (*cb)(std::move(e)); };
-    enqueue(std::move(o));
+    run_direct(std::move(o));
 }
 
 }  // namespace pm_agent::store::postgres
