@@ -33,10 +33,14 @@ struct postgres_options {
     std::chrono::milliseconds poll_interval{200};
     /// Most operations sent in one transaction.
     std::size_t max_batch = 256;
-    /// Group-commit transactions in flight at once. One measured best on 2 shared cores: the
-    /// next batch grows while the last one commits, and concurrent batches only contend for
-    /// the same rows. Reads run beside them on the pool's other connections.
-    std::size_t max_in_flight = 1;
+    /// Group-commit transactions in flight at once. Normally one: the next batch grows while
+    /// the last one commits, and small concurrent batches only contend for the same rows and
+    /// pay each statement twice (measured on 2 cores: 4.7k vs 3.6k tasks/s end to end). A
+    /// second one starts when at least `parallel_rows` submitted tasks wait, since big batches
+    /// are already amortized and gain from a second core (46k vs 23k tasks/s batch submit).
+    /// Reads never wait for these: they run on the pool's other connections.
+    std::size_t max_in_flight = 2;
+    std::size_t parallel_rows = 500;
 };
 
 /// The store on `db`; `ioc` (the worker's loop) and `db` must outlive it.

@@ -73,8 +73,17 @@ void postgres_store::schedule_flush() {
 }
 
 void postgres_store::flush() {
-    while (in_flight_ < options_.max_in_flight &&
-           (!queued_.empty() || !plain_submits_.empty() || !completes_.empty())) {
+    auto may_start = [this] {
+        if (in_flight_ == 0) {
+            return true;
+        }
+        std::size_t rows = 0;
+        for (const plain_submit& p : plain_submits_) {
+            rows += p.tasks.size();
+        }
+        return in_flight_ < options_.max_in_flight && rows >= options_.parallel_rows;
+    };
+    while ((!queued_.empty() || !plain_submits_.empty() || !completes_.empty()) && may_start()) {
         if (!completes_.empty()) {
             complete_joined(std::move(completes_));  // queues one op at the front
             completes_.clear();

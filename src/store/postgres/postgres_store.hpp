@@ -132,6 +132,7 @@ class postgres_store final : public store {
     // Queue names this worker knows are in pm_queues (cleared when queues are pruned).
     std::set<std::string, std::less<>> known_queues_;
     bool prune_queues_ = false;
+    std::optional<time_point> last_prune_;
 
     std::optional<time_point> last_reap_;
     bool reaping_ = false;

@@ -45,15 +45,18 @@ constexpr const char* k_reap_due =
     "ORDER BY run_at LIMIT 1000 FOR UPDATE SKIP LOCKED) RETURNING t.queue, "
     "t.required_capabilities";
 
-// $1 now, $2 retention ms
+// $1 now, $2 retention ms. Oldest first along pm_tasks_seq: finished tasks are mostly old ones,
+// so the walk stops soon after the last one due.
 constexpr const char* k_reap_retention =
     "WITH d AS (DELETE FROM pm_tasks WHERE id IN (SELECT id FROM pm_tasks WHERE finished_at <= "
-    "pm_ts($1) - $2 * interval '1 millisecond' LIMIT 1000 FOR UPDATE SKIP LOCKED) RETURNING 1) "
-    "SELECT count(*) FROM d";
+    "pm_ts($1) - $2 * interval '1 millisecond' ORDER BY seq LIMIT 1000 FOR UPDATE SKIP LOCKED) "
+    "RETURNING 1) SELECT count(*) FROM d";
 
+// One scan of each table (there is no index by queue: see schema.cpp); at most once a minute.
 constexpr const char* k_prune_queues =
-    "DELETE FROM pm_queues q WHERE NOT EXISTS (SELECT 1 FROM pm_tasks t WHERE t.queue = q.name) "
-    "AND NOT EXISTS (SELECT 1 FROM pm_agents a WHERE q.name = ANY(a.queues))";
+    "DELETE FROM pm_queues q WHERE q.name NOT IN (SELECT DISTINCT queue FROM pm_tasks) AND "
+    "q.name NOT IN (SELECT DISTINCT unnest(queues) FROM pm_agents)";
+constexpr std::chrono::seconds k_prune_every{60};
 
 constexpr const char* k_pending_queues =
     "SELECT q.name FROM pm_queues q WHERE EXISTS (SELECT 1 FROM pm_tasks t WHERE t.queue = "
@@ -92,7 +95,11 @@ void postgres_store::reap(time_point now, callback<reap_outcome> done) {
     o.statements.push_back({"pm_reap_due", k_reap_due, {at}});
     o.statements.push_back(
         {"pm_reap_retention", k_reap_retention, {at, ms_of(queue_cfg_.retention)}});
-    const bool prune = prune_queues_;
+    const bool prune = prune_queues_ && (options_.poll_interval.count() == 0 || !last_prune_ ||
+                                         now >= *last_prune_ + k_prune_every);
+    if (prune) {
+        last_prune_ = now;
+    }
     if (prune) {
         o.statements.push_back({"pm_prune_queues", k_prune_queues, {}});
     }
