@@ -128,30 +128,28 @@ void postgres_store::heartbeat(std::string_view agent_id, std::optional<agent_st
     if (status == agent_status::offline) {
         return done(error{errc::bad_request, "status: must be online or draining"});
     }
+    heartbeats_.push_back({std::string(agent_id), status, now, std::move(done)});
+    schedule_flush();
+}
+
+void postgres_store::heartbeat_one(pending_heartbeat h) {
     param status_param;
-    if (status) {
-        status_param = std::string(to_string(*status));
+    if (h.status) {
+        status_param = std::string(to_string(*h.status));
     }
     op o;
     o.statements.push_back({"pm_heartbeat",
                             k_heartbeat,
-                            {std::string(agent_id), std::move(status_param), micros(now),
+                            {std::move(h.agent_id), std::move(status_param), micros(h.now),
                              std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
                                                 agents_cfg_.lease_timeout)
                                                 .count())}});
-    auto cb = std::make_shared<callback<heartbeat_outcome>>(std::move(done));
+    auto cb = std::make_shared<callback<heartbeat_outcome>>(std::move(h.done));
     o.on_rows = [cb](std::span<pg::rows> r) {
         if (r[0].size() == 0) {
             return (*cb)(error{errc::not_found, "no such agent"});
         }
-        const agent a = read_agent(r[0], 0);
-        heartbeat_outcome out;
-        out.record = &a;
-        out.came_online = r[0].get(0, PM_AGENT_COLUMN_COUNT) == "offline";
-        if (!r[0].is_null(0, PM_AGENT_COLUMN_COUNT + 1)) {
-            parse_text_array(r[0].get(0, PM_AGENT_COLUMN_COUNT + 1), out.cancel);
-        }
-        (*cb)(std::move(out));
+        answer_heartbeat(r[0], 0, *cb);
     };
     o.on_error = [cb](error e, const pg::failure*) { answer_error(cb, std::move(e)); };
     enqueue(std::move(o));

@@ -21,6 +21,12 @@
 
 namespace pm_agent::store::postgres {
 
+/// Answers a heartbeat from a row of agent columns + old status + notices, at `row`.
+void answer_heartbeat(const pg::rows& r, std::size_t row, callback<heartbeat_outcome>& done);
+
+/// The claim statement ($1 agent, $2 most tasks, $3 now us, $4 lease ms), for the plan test.
+const char* claim_statement();
+
 /// One store operation waiting for (or in) a transaction.
 struct op {
     std::vector<pg::statement> statements;
@@ -100,6 +106,16 @@ class postgres_store final : public store {
     /// same task twice) is sent again on its own, whose answer says why.
     void complete_joined(std::vector<pending_complete> group);
     void complete_one(pending_complete c);
+    struct pending_heartbeat {
+        std::string agent_id;
+        std::optional<agent_status> status;
+        time_point now;
+        callback<heartbeat_outcome> done;
+    };
+    /// Heartbeats of one loop turn as one UPDATE (a fleet's liveness must not cost a statement
+    /// per agent); an agent it did not find is sent again on its own for the answer.
+    void heartbeat_joined(std::vector<pending_heartbeat> group);
+    void heartbeat_one(pending_heartbeat h);
     void lease_op(const char* name, const char* sql, std::vector<param> params,
                   std::optional<time_point> lease_until, callback<const task*> done);
     /// Runs `then(true)` once the queued-task count is known (false: the database is down).
@@ -116,8 +132,9 @@ class postgres_store final : public store {
     postgres_options options_;
 
     std::deque<op> queued_;
-    std::vector<plain_submit> plain_submits_;  // joined into one INSERT at flush time
-    std::vector<pending_complete> completes_;  // joined into one UPDATE at flush time
+    std::vector<plain_submit> plain_submits_;    // joined into one INSERT at flush time
+    std::vector<pending_complete> completes_;    // joined into one UPDATE at flush time
+    std::vector<pending_heartbeat> heartbeats_;  // likewise
     bool flush_scheduled_ = false;
     std::size_t in_flight_ = 0;
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);

@@ -135,6 +135,10 @@ error lease_refusal(const pg::rows& r) {
 
 }  // namespace
 
+const char* claim_statement() {
+    return k_claim;
+}
+
 void postgres_store::claim(std::string_view agent_id, std::size_t max, time_point now,
                            callback<claim_outcome> done) {
     op o;

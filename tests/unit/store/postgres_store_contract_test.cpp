@@ -12,6 +12,7 @@
 #include "pm_agent/metrics/registry.hpp"
 #include "pm_agent/pg/pool.hpp"
 #include "pm_agent/store/postgres_store.hpp"
+#include "store/postgres/postgres_store.hpp"
 #include "store_contract.hpp"
 
 namespace pm_agent::store::testing {
@@ -91,5 +92,146 @@ INSTANTIATE_TEST_SUITE_P(postgres, store_contract,
                          ::testing::Values(store_factory{"postgres", &make_postgres, &run_postgres,
                                                          false}),
                          factory_name);
+
+}  // namespace pm_agent::store::testing
+
+namespace pm_agent::store::postgres {
+
+namespace {
+
+std::string exec_text(PGconn* c, const std::string& sql) {
+    PGresult* r = PQexec(c, sql.c_str());
+    std::string out;
+    if (PQresultStatus(r) == PGRES_TUPLES_OK) {
+        for (int i = 0; i < PQntuples(r); ++i) {
+            out += PQgetvalue(r, i, 0);
+            out += '\n';
+        }
+    } else if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+        ADD_FAILURE() << sql.substr(0, 60) << ": " << PQerrorMessage(c);
+    }
+    PQclear(r);
+    return out;
+}
+
+}  // namespace
+
+// The claim must walk the partial index of pending tasks, not scan or sort the table: with a
+// backlog of pending tasks in other queues and finished tasks around, its plan names
+// pm_tasks_claim and never a sequential scan of pm_tasks.
+TEST(postgres_plan, ClaimWalksThePendingIndex) {
+    const char* url = std::getenv("PM_AGENT_TEST_DATABASE_URL");
+    if (url == nullptr || *url == '\0') {
+        GTEST_SKIP() << "PM_AGENT_TEST_DATABASE_URL is not set";
+    }
+    ASSERT_EQ(migrate_database(url), "");
+    PGconn* c = PQconnectdb(url);
+    ASSERT_EQ(PQstatus(c), CONNECTION_OK);
+    exec_text(c, "TRUNCATE pm_tasks, pm_agents, pm_agent_notices, pm_queues RESTART IDENTITY");
+    exec_text(c,
+              "INSERT INTO pm_agents (id, name, queues, capabilities, labels, max_concurrency, "
+              "status, last_heartbeat, registered_at, worker, token_hash) VALUES ('a_plan', 'w', "
+              "'{q1,q2}', '{}', '{}', 8, 'online', now(), now(), 'test', '\\x00')");
+    exec_text(c,
+              "INSERT INTO pm_tasks (id, queue, type, payload, priority, status, max_attempts, "
+              "required_capabilities, timeout_s, created_at, updated_at, ready_at) SELECT 't_' "
+              "|| g, CASE WHEN g % 10 = 0 THEN 'q1' ELSE 'other' || (g % 50) END, 'x', '{}', g % "
+              "3, CASE WHEN g % 4 = 0 THEN 'succeeded' ELSE 'pending' END, 3, '{}', 0, now(), "
+              "now(), now() FROM generate_series(1, 20000) g");
+    exec_text(c, "ANALYZE pm_tasks");
+    exec_text(c,
+              std::string("PREPARE plan_claim(text, int, bigint, bigint) AS ") + claim_statement());
+    const std::string plan =
+        exec_text(c, "EXPLAIN EXECUTE plan_claim('a_plan', 8, 1700000000000000, 60000)");
+    PQfinish(c);
+    EXPECT_NE(plan.find("pm_tasks_claim"), std::string::npos) << plan;
+    EXPECT_EQ(plan.find("Seq Scan on pm_tasks"), std::string::npos) << plan;
+}
+
+}  // namespace pm_agent::store::postgres
+
+namespace pm_agent::store::testing {
+
+// Operations of one loop turn are joined into one statement; what the joined statement did not
+// change is answered on its own. Started together here, before the loop runs.
+TEST(postgres_group_commit, JoinedHeartbeatsAndCompletionsAnswerEachCaller) {
+    const config::queue_config q;
+    const config::agents_config a;
+    auto st = make_postgres(q, a);
+    if (!st) {
+        GTEST_SKIP() << "PM_AGENT_TEST_DATABASE_URL is not set";
+    }
+    const time_point now = time_point(std::chrono::hours(24 * 365 * 50));
+    int pending = 0;
+    auto wait = [&] { run_postgres(*st, [&] { return pending == 0; }); };
+    for (const char* id : {"a_1", "a_2"}) {
+        new_agent spec;
+        spec.id = id;
+        spec.name = "w";
+        spec.queues = {"default"};
+        spec.max_concurrency = 4;
+        ++pending;
+        st->register_agent(std::move(spec), now, [&](result<const agent*> r) {
+            EXPECT_TRUE(r);
+            --pending;
+        });
+    }
+    std::vector<new_task> tasks(3);
+    for (int i = 0; i < 3; ++i) {
+        tasks[i].id = "t_" + std::to_string(i);
+        tasks[i].queue = "default";
+        tasks[i].type = "work";
+        tasks[i].max_attempts = 3;
+    }
+    ++pending;
+    st->submit(std::move(tasks), now, [&](result<std::span<const submitted>> r) {
+        EXPECT_TRUE(r);
+        --pending;
+    });
+    wait();
+    std::vector<std::string> claimed;
+    ++pending;
+    st->claim("a_1", 3, now, [&](result<claim_outcome> r) {
+        ASSERT_TRUE(r);
+        for (const task* t : r->tasks) {
+            claimed.push_back(t->id);
+        }
+        --pending;
+    });
+    wait();
+    ASSERT_EQ(claimed.size(), 3u);
+
+    std::vector<std::string> answers(6);
+    auto hb = [&](std::string id, std::size_t slot) {
+        ++pending;
+        st->heartbeat(id, std::nullopt, now + std::chrono::seconds(1),
+                      [&, slot](result<heartbeat_outcome> r) {
+                          answers[slot] = r ? r->record->id : std::string(to_string(r.err().code));
+                          --pending;
+                      });
+    };
+    hb("a_1", 0);
+    hb("a_2", 1);
+    hb("a_1", 2);     // twice in one turn
+    hb("a_nope", 3);  // unknown
+    auto done = [&](std::string task_id, std::string agent, std::size_t slot) {
+        ++pending;
+        st->complete({task_id, agent}, boost::json::value(1), now + std::chrono::seconds(2),
+                     [&, slot](result<const task*> r) {
+                         answers[slot] = r ? std::string(to_string((*r)->status))
+                                           : std::string(to_string(r.err().code));
+                         --pending;
+                     });
+    };
+    done(claimed[0], "a_1", 4);
+    done(claimed[1], "a_2", 5);  // not a_2's task
+    wait();
+    EXPECT_EQ(answers[0], "a_1");
+    EXPECT_EQ(answers[1], "a_2");
+    EXPECT_EQ(answers[2], "a_1");
+    EXPECT_EQ(answers[3], "not_found");
+    EXPECT_EQ(answers[4], "succeeded");
+    EXPECT_EQ(answers[5], "conflict");
+}
 
 }  // namespace pm_agent::store::testing
