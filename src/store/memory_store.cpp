@@ -7,24 +7,7 @@ namespace pm_agent::store {
 namespace {
 
 std::string release_message(release_reason why, bool dead) {
-    std::string text;
-    switch (why) {
-        case release_reason::lease_expired:
-            text = "lease expired: not renewed within lease_timeout_s";
-            break;
-        case release_reason::agent_offline:
-            text = "agent offline: no heartbeat within heartbeat_timeout_s";
-            break;
-        case release_reason::timed_out:
-            text = "timed out: assigned longer than timeout_s";
-            break;
-        case release_reason::deregistered:
-            text = "agent deregistered";
-            break;
-        case release_reason::disconnected:
-            text = "agent disconnected: it stopped reading its connection";
-            break;
-    }
+    std::string text(release_text(why));
     if (dead) {
         text += "; no attempts left";
     }

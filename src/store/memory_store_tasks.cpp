@@ -8,28 +8,12 @@ namespace pm_agent::store {
 
 namespace {
 
-bool same_request(const new_task& a, const new_task& b) {
-    return a.queue == b.queue && a.type == b.type && a.payload == b.payload &&
-           a.priority == b.priority && a.max_attempts == b.max_attempts &&
-           a.required_capabilities == b.required_capabilities && a.timeout_s == b.timeout_s &&
-           a.delay == b.delay && a.run_at == b.run_at;
-}
-
 bool same_request(const task_rec& rec, const new_task& b) {
     const task& a = rec.t;
     return a.queue == b.queue && a.type == b.type && a.payload == b.payload &&
            a.priority == b.priority && a.max_attempts == b.max_attempts &&
            a.required_capabilities == b.required_capabilities && a.timeout_s == b.timeout_s &&
            rec.requested_delay == b.delay && rec.requested_run_at == b.run_at;
-}
-
-std::string at_index(std::size_t count, std::size_t i, std::string_view text) {
-    std::string msg;
-    if (count > 1) {
-        msg = "tasks[" + std::to_string(i) + "].";
-    }
-    msg += text;
-    return msg;
 }
 
 }  // namespace
@@ -51,10 +35,10 @@ void memory_store::submit(std::vector<new_task> tasks, time_point now,
         if (t.idempotency_key) {
             if (task_rec* rec = find_task_by_key(*t.idempotency_key)) {
                 if (!same_request(*rec, t)) {
-                    return done(
-                        error{errc::conflict,
-                              at_index(tasks.size(), i,
-                                       "idempotency_key: already used with a different body")});
+                    return done(error{
+                        errc::conflict,
+                        batch_message(tasks.size(), i,
+                                      "idempotency_key: already used with a different body")});
                 }
                 existing[i] = rec;
                 continue;
@@ -62,10 +46,10 @@ void memory_store::submit(std::vector<new_task> tasks, time_point now,
             if (tasks.size() > 1) {
                 auto [it, inserted] = batch_keys.emplace(*t.idempotency_key, i);
                 if (!inserted) {
-                    if (!same_request(tasks[it->second], t)) {
+                    if (!same_submission(tasks[it->second], t)) {
                         return done(error{
                             errc::conflict,
-                            at_index(
+                            batch_message(
                                 tasks.size(), i,
                                 "idempotency_key: used twice in the batch with different bodies")});
                     }

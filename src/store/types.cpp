@@ -1,5 +1,7 @@
 #include "pm_agent/store/types.hpp"
 
+#include "pm_agent/store/store.hpp"
+
 #include <algorithm>
 #include <array>
 
@@ -48,6 +50,38 @@ std::optional<agent_status> parse_agent_status(std::string_view s) {
         }
     }
     return std::nullopt;
+}
+
+std::string_view release_text(release_reason why) {
+    switch (why) {
+        case release_reason::lease_expired:
+            return "lease expired: not renewed within lease_timeout_s";
+        case release_reason::agent_offline:
+            return "agent offline: no heartbeat within heartbeat_timeout_s";
+        case release_reason::timed_out:
+            return "timed out: assigned longer than timeout_s";
+        case release_reason::deregistered:
+            return "agent deregistered";
+        case release_reason::disconnected:
+            return "agent disconnected: it stopped reading its connection";
+    }
+    return "released";
+}
+
+bool same_submission(const new_task& a, const new_task& b) {
+    return a.queue == b.queue && a.type == b.type && a.payload == b.payload &&
+           a.priority == b.priority && a.max_attempts == b.max_attempts &&
+           a.required_capabilities == b.required_capabilities && a.timeout_s == b.timeout_s &&
+           a.delay == b.delay && a.run_at == b.run_at;
+}
+
+std::string batch_message(std::size_t count, std::size_t i, std::string_view text) {
+    std::string msg;
+    if (count > 1) {
+        msg = "tasks[" + std::to_string(i) + "].";
+    }
+    msg += text;
+    return msg;
 }
 
 void normalize_names(std::vector<std::string>& names) {

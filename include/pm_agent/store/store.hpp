@@ -62,6 +62,10 @@ enum class release_reason : std::uint8_t {
     disconnected,   ///< its agent's connection was dropped for not reading (release_agent_tasks)
 };
 
+/// Why a lease ended, as a released task's `error` says it (a store adds "; no attempts left"
+/// when the task is dead).
+std::string_view release_text(release_reason why);
+
 /// A task taken from its agent by the store. `status` is pending (it can run again) or dead.
 struct released_task {
     std::string task_id;

@@ -134,6 +134,13 @@ struct new_agent {
 /// Sorts and removes duplicates: capability and queue sets are kept in this form.
 void normalize_names(std::vector<std::string>& names);
 
+/// Two submissions are the same request (an idempotent repeat) when every field the client sent
+/// matches; the delay is compared as sent, not as the run_at it produced.
+bool same_submission(const new_task& a, const new_task& b);
+
+/// "tasks[i].text" for entry i of a batch of `count`, just `text` for a single submission.
+std::string batch_message(std::size_t count, std::size_t i, std::string_view text);
+
 /// True when every name of `needed` is in `have`; both sorted and unique.
 bool is_subset(std::span<const std::string> needed, std::span<const std::string> have);
 

@@ -159,10 +159,10 @@ void postgres_store::release_one(std::string_view agent_id, time_point now, rele
                                  bool delete_agent, callback<std::vector<released_task>> done) {
     op o;
     const std::string id(agent_id);
-    o.statements.push_back(
-        {"pm_release_agent",
-         k_release_agent,
-         {id, micros(now), release_text(why), why == release_reason::deregistered ? "f" : "t"}});
+    o.statements.push_back({"pm_release_agent",
+                            k_release_agent,
+                            {id, micros(now), std::string(release_text(why)),
+                             why == release_reason::deregistered ? "f" : "t"}});
     if (delete_agent) {
         o.statements.push_back({"pm_delete_agent", k_delete_agent, {id}});
     } else {

@@ -84,14 +84,16 @@ void postgres_store::reap(time_point now, callback<reap_outcome> done) {
     last_reap_ = now;
     const std::string at = micros(now);
     op o;
-    o.statements.push_back(
-        {"pm_reap_offline",
-         k_reap_offline,
-         {at, ms_of(agents_cfg_.heartbeat_timeout), release_text(release_reason::agent_offline)}});
-    o.statements.push_back(
-        {"pm_reap_leases", k_reap_leases, {at, release_text(release_reason::lease_expired)}});
-    o.statements.push_back(
-        {"pm_reap_timeouts", k_reap_timeouts, {at, release_text(release_reason::timed_out)}});
+    o.statements.push_back({"pm_reap_offline",
+                            k_reap_offline,
+                            {at, ms_of(agents_cfg_.heartbeat_timeout),
+                             std::string(release_text(release_reason::agent_offline))}});
+    o.statements.push_back({"pm_reap_leases",
+                            k_reap_leases,
+                            {at, std::string(release_text(release_reason::lease_expired))}});
+    o.statements.push_back({"pm_reap_timeouts",
+                            k_reap_timeouts,
+                            {at, std::string(release_text(release_reason::timed_out))}});
     o.statements.push_back({"pm_reap_due", k_reap_due, {at}});
     o.statements.push_back(
         {"pm_reap_retention", k_reap_retention, {at, ms_of(queue_cfg_.retention)}});

@@ -35,23 +35,6 @@
 
 namespace pm_agent::store::postgres {
 
-/// The error text of a released task (" ; no attempts left" is added by the statement).
-inline std::string release_text(release_reason why) {
-    switch (why) {
-        case release_reason::lease_expired:
-            return "lease expired: not renewed within lease_timeout_s";
-        case release_reason::agent_offline:
-            return "agent offline: no heartbeat within heartbeat_timeout_s";
-        case release_reason::timed_out:
-            return "timed out: assigned longer than timeout_s";
-        case release_reason::deregistered:
-            return "agent deregistered";
-        case release_reason::disconnected:
-            return "agent disconnected: it stopped reading its connection";
-    }
-    return "released";
-}
-
 /// Rows of PM_RELEASED_COLUMNS starting at `first`.
 inline std::vector<released_task> read_released(const pg::rows& r, std::string_view agent_id,
                                                 release_reason why, int first = 0) {

@@ -58,27 +58,11 @@ constexpr const char* k_count_queued =
 constexpr const char* k_add_queues =
     "INSERT INTO pm_queues (name) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING";
 
-bool same_request(const new_task& a, const new_task& b) {
-    return a.queue == b.queue && a.type == b.type && a.payload == b.payload &&
-           a.priority == b.priority && a.max_attempts == b.max_attempts &&
-           a.required_capabilities == b.required_capabilities && a.timeout_s == b.timeout_s &&
-           a.delay == b.delay && a.run_at == b.run_at;
-}
-
 // What the database row can show of the request (the requested delay is not read back).
 bool same_stored(const task& t, const new_task& b) {
     return t.queue == b.queue && t.type == b.type && t.payload == b.payload &&
            t.priority == b.priority && t.max_attempts == b.max_attempts &&
            t.required_capabilities == b.required_capabilities && t.timeout_s == b.timeout_s;
-}
-
-std::string at_index(std::size_t count, std::size_t i, std::string_view text) {
-    std::string msg;
-    if (count > 1) {
-        msg = "tasks[" + std::to_string(i) + "].";
-    }
-    msg += text;
-    return msg;
 }
 
 std::optional<time_point> run_at_of(const new_task& t, time_point now) {
@@ -297,10 +281,10 @@ void postgres_store::submit_keyed(std::vector<new_task> tasks, time_point now,
         if (t.idempotency_key) {
             auto [it, inserted] = batch_keys.emplace(*t.idempotency_key, i);
             if (!inserted) {
-                if (!same_request(tasks[it->second], t)) {
+                if (!same_submission(tasks[it->second], t)) {
                     return done(error{
                         errc::conflict,
-                        at_index(
+                        batch_message(
                             tasks.size(), i,
                             "idempotency_key: used twice in the batch with different bodies")});
                 }
@@ -369,9 +353,9 @@ void postgres_store::submit_keyed(std::vector<new_task> tasks, time_point now,
             if (!same_stored(records[i], t)) {
                 // Another worker stored this key with another body at the same moment.
                 return st->done(
-                    error{errc::conflict, at_index(n, i,
-                                                   "idempotency_key: already used with a "
-                                                   "different body")});
+                    error{errc::conflict, batch_message(n, i,
+                                                        "idempotency_key: already used with a "
+                                                        "different body")});
             }
             out[i] = submitted{&records[i], false};
         }
@@ -386,9 +370,9 @@ void postgres_store::submit_keyed(std::vector<new_task> tasks, time_point now,
         if (f != nullptr && f->sqlstate == "PM409") {
             const std::size_t sent_index = static_cast<std::size_t>(to_int(f->message));
             const std::size_t i = sent_index < st->sent.size() ? st->sent[sent_index] : sent_index;
-            e = error{errc::conflict, at_index(st->tasks.size(), i,
-                                               "idempotency_key: already used with a "
-                                               "different body")};
+            e = error{errc::conflict, batch_message(st->tasks.size(), i,
+                                                    "idempotency_key: already used with a "
+                                                    "different body")};
         } else if (f != nullptr && f->sqlstate == "PM503") {
             e = error{errc::queue_full,
                       "queue is full: task_queue_size pending and scheduled tasks reached"};
