@@ -7,15 +7,18 @@
 // 8 required_capabilities, 9 timeout_s, 10 idempotency_key, 11 agent_id, 12 result, 13 error,
 // 14 progress_value, 15 progress_message, 16 run_at, 17 created_at, 18 updated_at,
 // 19 lease_expires_at, 20 attempt, 21 seq, 22 ready_at
-#define PM_TASK_COLUMNS(t)                                                                    \
+// `lease` is the SQL of column 19: PM_TASK_COLUMNS reads the holder's lease; a statement that
+// has just set the lease itself (a claim) passes NULL and the caller fills it in.
+#define PM_TASK_COLUMNS_LEASE(t, lease)                                                        \
     t ".id, " t ".queue, " t ".type, " t ".payload, " t ".priority, " t ".status, " t         \
       ".attempts, " t ".max_attempts, " t ".required_capabilities, " t ".timeout_s, " t       \
       ".idempotency_key, " t ".agent_id, " t ".result, " t ".error, " t ".progress_value, " t \
       ".progress_message, pm_us(" t ".run_at), pm_us(" t ".created_at), pm_us(" t             \
-      ".updated_at), CASE WHEN " t                                                            \
-      ".status IN ('assigned', 'running') THEN (SELECT "                                      \
-      "pm_us(l.lease_expires_at) FROM pm_agents l WHERE l.id = " t ".agent_id) END, " t       \
-      ".attempt, " t ".seq, pm_us(" t ".ready_at)"
+      ".updated_at), " lease ", " t ".attempt, " t ".seq, pm_us(" t ".ready_at)"
+#define PM_TASK_COLUMNS(t)                                                                 \
+    PM_TASK_COLUMNS_LEASE(t, "CASE WHEN " t ".status IN ('assigned', 'running') THEN (SELECT " \
+                             "pm_us(l.lease_expires_at) FROM pm_agents l WHERE l.id = " t     \
+                             ".agent_id) END")
 #define PM_TASK_COLUMN_COUNT 23
 
 // 0 id, 1 name, 2 queues, 3 capabilities, 4 labels, 5 max_concurrency, 6 status, 7 running,

@@ -32,7 +32,8 @@ constexpr const char* k_claim =
     "'1 second' END FROM pick WHERE t.id = pick.id RETURNING t.*), "
     "lease AS (UPDATE pm_agents SET lease_expires_at = pm_ts($3) + $4 * interval '1 "
     "millisecond' WHERE id = $1 AND EXISTS (SELECT 1 FROM upd)) "
-    "SELECT " PM_TASK_COLUMNS("upd") " FROM upd ORDER BY upd.priority DESC, upd.seq";
+    "SELECT " PM_TASK_COLUMNS_LEASE("upd", "NULL::bigint") " FROM upd ORDER BY upd.priority "
+                                                           "DESC, upd.seq";
 
 constexpr const char* k_agent_by_id =
     "SELECT " PM_AGENT_COLUMNS("a") " FROM pm_agents a WHERE a.id = $1";
