@@ -74,6 +74,15 @@ int run_migrations(const pm_agent::config::config& cfg) {
     return 0;
 }
 
+/// The worker's loop. Handlers still pending when run() returns (a drain that timed out leaves
+/// sessions mid-request) hold coroutine frames that refer to the server and the service, so
+/// they are destroyed while those still exist: finish() before the objects go out of scope.
+class worker_loop : public boost::asio::io_context {
+  public:
+    worker_loop() : io_context(BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO) {}  // one thread, no locks
+    void finish() { shutdown(); }
+};
+
 /// One worker process: logging, the service and the transport on this thread until drained.
 /// With server.workers > 1 it runs in a child of the supervisor, so everything that starts a
 /// thread or a loop (spdlog's logger, io_context, store connections) belongs here, after fork().
@@ -81,7 +90,7 @@ int run_migrations(const pm_agent::config::config& cfg) {
 int serve_worker(const pm_agent::config::config& cfg, const std::function<void()>& on_listening) {
     pm_agent::log::init(cfg.log.level, cfg.log.format == pm_agent::config::log_format::json);
     pm_agent::metrics::registry registry;
-    boost::asio::io_context ioc(BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO);  // one thread, no locks
+    worker_loop ioc;
     std::unique_ptr<pm_agent::pg::pool> db;
     std::unique_ptr<pm_agent::store::store> st;
     if (cfg.database.url) {
@@ -102,6 +111,7 @@ int serve_worker(const pm_agent::config::config& cfg, const std::function<void()
     } catch (const std::exception& e) {
         spdlog::critical("event=bind_failed host={} port={} error=\"{}\"", cfg.server.host,
                          cfg.server.port, e.what());
+        ioc.finish();
         pm_agent::log::shutdown();
         return 1;
     }
@@ -111,6 +121,7 @@ int serve_worker(const pm_agent::config::config& cfg, const std::function<void()
         on_listening();
     }
     server.run();
+    ioc.finish();
     spdlog::info("event=stopped");
     pm_agent::log::shutdown();
     return 0;
