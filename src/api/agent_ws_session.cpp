@@ -48,6 +48,7 @@ class agent_ws_session final : public ws_session, public core::agent_sink {
           agent_id_(std::move(agent_id)),
           registration_checked_(registration_checked),
           client_(std::move(client)) {}
+    ~agent_ws_session() override { *alive_ = false; }
 
     void on_open() override {
         s_.ws_sessions.emplace(this, true);
@@ -113,6 +114,17 @@ class agent_ws_session final : public ws_session, public core::agent_sink {
     void announce_drain() { send(ws_draining(k_reconnect_after_s)); }
 
   private:
+    /// Wraps a store callback so that it does nothing once this session is gone: with an
+    /// asynchronous store the answer can arrive after the connection closed.
+    template <class F>
+    auto guarded(F f) {
+        return [alive = alive_, f = std::move(f)](auto&&... args) mutable {
+            if (*alive) {
+                f(std::forward<decltype(args)>(args)...);
+            }
+        };
+    }
+
     void send(std::string frame) {
         if (!open_ || connection_.send(std::move(frame))) {
             return;
@@ -133,7 +145,7 @@ class agent_ws_session final : public ws_session, public core::agent_sink {
     void attach(std::string token) {
         s_.engine.attach(
             agent_id_, *this, service_state::now(),
-            [this, token = std::move(token)](store::result<const store::agent*> r) {
+            guarded([this, token = std::move(token)](store::result<const store::agent*> r) {
                 if (!r) {
                     send_error(r.err(), {});
                     connection_.close(k_close_policy, "agent unknown");
@@ -143,7 +155,7 @@ class agent_ws_session final : public ws_session, public core::agent_sink {
                 const auto& a = s_.cfg.agents;
                 send(ws_registered(agent_id_, token, a.heartbeat_interval.count(),
                                    a.heartbeat_timeout.count(), a.lease_timeout.count()));
-            });
+            }));
     }
 
     void handle_register(ws_in::register_msg&& reg) {
@@ -163,7 +175,7 @@ class agent_ws_session final : public ws_session, public core::agent_sink {
         }
         reg.spec.worker = s_.worker_id;
         s_.engine.register_agent(std::move(reg.spec), service_state::now(),
-                                 [this](store::result<core::registration> r) {
+                                 guarded([this](store::result<core::registration> r) {
                                      if (!r) {
                                          send_error(r.err(), {});
                                          return;
@@ -171,7 +183,7 @@ class agent_ws_session final : public ws_session, public core::agent_sink {
                                      agent_id_ = r->agent->id;
                                      s_.remember_agent_token(r->token, agent_id_);
                                      attach(std::move(r->token));
-                                 });
+                                 }));
     }
 
     void handle(ws_in::register_msg&) {}
@@ -179,28 +191,28 @@ class agent_ws_session final : public ws_session, public core::agent_sink {
     void handle(ws_in::heartbeat_msg& m) {
         const auto now = service_state::now();
         last_liveness_ = now;
-        s_.engine.heartbeat(
-            agent_id_, std::nullopt, now,
-            [this, now, seq = std::move(m.seq)](store::result<std::vector<std::string>> r) mutable {
-                if (!r) {
-                    send_error(r.err(), {});
-                    return;
-                }
-                send(ws_heartbeat_ack(now, seq));
-            });
+        s_.engine.heartbeat(agent_id_, std::nullopt, now,
+                            guarded([this, now, seq = std::move(m.seq)](
+                                        store::result<std::vector<std::string>> r) mutable {
+                                if (!r) {
+                                    send_error(r.err(), {});
+                                    return;
+                                }
+                                send(ws_heartbeat_ack(now, seq));
+                            }));
     }
 
     void handle(ws_in::ready_msg& m) { s_.engine.ready(agent_id_, m.slots, service_state::now()); }
 
     /// Answers a task operation with `ack` or `error` naming the task.
     auto acknowledge(std::string task_id) {
-        return [this, task_id = std::move(task_id)](store::result<const store::task*> r) {
+        return guarded([this, task_id = std::move(task_id)](store::result<const store::task*> r) {
             if (!r) {
                 send_error(r.err(), task_id);
                 return;
             }
             send(ws_ack(task_id, (*r)->status));
-        };
+        });
     }
 
     void handle(ws_in::progress_msg& m) {
@@ -226,6 +238,7 @@ class agent_ws_session final : public ws_session, public core::agent_sink {
     bool attached_ = false;
     bool open_ = false;
     store::time_point last_liveness_{};
+    std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
 void upgrade_agent_socket(service_state& s, const route_match& match, const http_request& request,

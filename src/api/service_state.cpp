@@ -248,6 +248,10 @@ void service_state::authenticate_agent(
     engine.authenticate(
         agent_id, token,
         [agent_id, done = std::move(done)](store::result<const store::agent*> agent) mutable {
+            if (!agent && agent.err().code == store::errc::unavailable) {
+                done(std::move(agent).err());  // the database is down: 503, not a refusal
+                return;
+            }
             if (!agent) {
                 done(store::error{store::errc::unauthorized, "unknown or deregistered agent"});
                 return;

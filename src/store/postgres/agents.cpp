@@ -30,8 +30,8 @@ constexpr const char* k_heartbeat =
     "WITH old AS (SELECT id, status FROM pm_agents WHERE id = $1 FOR UPDATE), "
     "upd AS (UPDATE pm_agents a SET last_heartbeat = pm_ts($3), status = COALESCE($2, CASE WHEN "
     "old.status = 'offline' THEN 'online' ELSE old.status END), lease_expires_at = CASE WHEN "
-    "EXISTS (SELECT 1 FROM pm_tasks h WHERE h.agent_id = a.id AND h.status IN ('assigned', "
-    "'running')) THEN pm_ts($3) + $4 * interval '1 millisecond' END FROM old WHERE a.id = old.id "
+    "a.lease_expires_at IS NOT NULL OR EXISTS (SELECT 1 FROM pm_tasks h WHERE h.agent_id = a.id "
+    "AND h.status IN ('assigned', 'running')) THEN pm_ts($3) + $4 * interval '1 millisecond' END FROM old WHERE a.id = old.id "
     "RETURNING a.*, old.status AS old_status), "
     "notes AS (DELETE FROM pm_agent_notices n WHERE n.agent_id = $1 AND EXISTS (SELECT 1 FROM "
     "upd) RETURNING n.task_id, n.seq) "
@@ -44,7 +44,9 @@ constexpr const char* k_delete_agent =
     "WITH d AS (DELETE FROM pm_agents WHERE id = $1 RETURNING id), "
     "n AS (DELETE FROM pm_agent_notices WHERE agent_id = $1) SELECT count(*) FROM d";
 
-constexpr const char* k_agent_exists = "SELECT 1 FROM pm_agents WHERE id = $1";
+// Locks the agent's row first (a claim in flight holds it until it commits), so that the release
+// after it, a statement of its own with a fresh snapshot, sees every task the agent holds.
+constexpr const char* k_agent_exists = "SELECT 1 FROM pm_agents WHERE id = $1 FOR UPDATE";
 
 std::string labels_json(const std::map<std::string, std::string>& labels) {
     boost::json::object o;
@@ -159,22 +161,22 @@ void postgres_store::release_one(std::string_view agent_id, time_point now, rele
                                  bool delete_agent, callback<std::vector<released_task>> done) {
     op o;
     const std::string id(agent_id);
-    o.statements.push_back({"pm_release_agent",
-                            k_release_agent,
-                            {id, micros(now), std::string(release_text(why)),
-                             why == release_reason::deregistered ? "f" : "t"}});
     if (delete_agent) {
         o.statements.push_back({"pm_delete_agent", k_delete_agent, {id}});
     } else {
         o.statements.push_back({"pm_agent_exists", k_agent_exists, {id}});
     }
+    o.statements.push_back({"pm_release_agent",
+                            k_release_agent,
+                            {id, micros(now), std::string(release_text(why)),
+                             why == release_reason::deregistered ? "f" : "t"}});
     auto cb = std::make_shared<callback<std::vector<released_task>>>(std::move(done));
     o.on_rows = [this, cb, id, why, delete_agent](std::span<pg::rows> r) {
-        const bool found = delete_agent ? to_int(r[1].get(0, 0)) > 0 : r[1].size() > 0;
+        const bool found = delete_agent ? to_int(r[0].get(0, 0)) > 0 : r[0].size() > 0;
         if (!found) {
             return (*cb)(error{errc::not_found, "no such agent"});
         }
-        std::vector<released_task> out = read_released(r[0], id, why);
+        std::vector<released_task> out = read_released(r[1], id, why);
         for (const released_task& t : out) {
             if (t.status == task_status::pending && queued_tasks_) {
                 ++*queued_tasks_;

@@ -14,9 +14,16 @@ namespace pm_agent::store::postgres {
 
 namespace {
 
-/// Serialization failures and deadlocks between workers are nobody's fault: try again.
+/// Serialization failures and deadlocks between workers are nobody's fault: try again. So is a
+/// prepared statement the server lost (26000 / 42P05: the pool replaces that connection).
 bool is_transient(const pg::failure& f) {
-    return f.sqlstate == "40001" || f.sqlstate == "40P01";
+    return f.sqlstate == "40001" || f.sqlstate == "40P01" || f.sqlstate == "26000" ||
+           f.sqlstate == "42P05";
+}
+
+/// The server gave up for lack of time or resources: the caller may retry later (503).
+bool is_busy(const pg::failure& f) {
+    return f.sqlstate == "57014" || f.sqlstate == "55P03" || f.sqlstate.starts_with("53");
 }
 
 constexpr int k_max_retries = 3;
@@ -50,7 +57,8 @@ void postgres_store::run_direct(op o) {
             if (!out.error) {
                 o.on_rows(std::span<pg::rows>(out.results));
             } else {
-                const bool statement = out.error->kind == pg::failure_kind::statement;
+                const bool statement =
+                    out.error->kind == pg::failure_kind::statement && !is_busy(*out.error);
                 o.on_error(statement ? error{errc::internal, "internal error"}
                                      : error{errc::unavailable, "database unavailable; try again"},
                            statement ? &*out.error : nullptr);
@@ -158,8 +166,11 @@ void postgres_store::on_transaction(std::vector<op> ops, std::vector<std::size_t
                       out.error->message);
         if (!is_transient(*out.error)) {
             op failed = std::move(ops[culprit]);
-            error e{errc::internal, "internal error"};
-            failed.on_error(std::move(e), &*out.error);
+            if (is_busy(*out.error)) {
+                failed.on_error(error{errc::unavailable, "database busy; try again"}, nullptr);
+            } else {
+                failed.on_error(error{errc::internal, "internal error"}, &*out.error);
+            }
         }
         requeue_front(again);
     }

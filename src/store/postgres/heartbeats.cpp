@@ -1,6 +1,9 @@
 // Heartbeats on PostgreSQL: all of one loop turn in one UPDATE of the agents' rows, which also
-// renews their leases and takes their cancel notices. Rows are locked in id order so that two
-// workers' batches cannot deadlock.
+// renews their leases and takes their cancel notices. Rows are locked in id order, so two
+// workers' heartbeat batches never deadlock each other (other statements lock in their own
+// order; a deadlock between workers is retried, see batch.cpp). A lease already set is renewed
+// even if the statement's snapshot shows no held task: a claim that committed while this
+// statement waited for the row lock has just set it.
 #include <unordered_map>
 
 #include "store/postgres/postgres_store.hpp"
@@ -18,7 +21,8 @@ constexpr const char* k_heartbeat_many =
     "UPDATE OF a), "
     "upd AS (UPDATE pm_agents a SET last_heartbeat = pm_ts(i.now), status = COALESCE(i.status, "
     "CASE WHEN old.status = 'offline' THEN 'online' ELSE old.status END), lease_expires_at = "
-    "CASE WHEN EXISTS (SELECT 1 FROM pm_tasks h WHERE h.agent_id = a.id AND h.status IN "
+    "CASE WHEN a.lease_expires_at IS NOT NULL OR EXISTS (SELECT 1 FROM pm_tasks h WHERE "
+    "h.agent_id = a.id AND h.status IN "
     "('assigned', 'running')) THEN pm_ts(i.now) + $4 * interval '1 millisecond' END FROM i JOIN "
     "old ON old.id = i.id WHERE a.id = i.id RETURNING a.*, old.status AS old_status), "
     "notes AS (DELETE FROM pm_agent_notices n USING upd WHERE n.agent_id = upd.id RETURNING "

@@ -58,9 +58,13 @@ constexpr const char* k_prune_queues =
     "q.name NOT IN (SELECT DISTINCT unnest(queues) FROM pm_agents)";
 constexpr std::chrono::seconds k_prune_every{60};
 
+// The distinct queues of pending tasks, read from the tasks themselves (pm_queues is pruned by any
+// worker) by a loose index scan of pm_tasks_claim: one index descent per queue.
 constexpr const char* k_pending_queues =
-    "SELECT q.name FROM pm_queues q WHERE EXISTS (SELECT 1 FROM pm_tasks t WHERE t.queue = "
-    "q.name AND t.status = 'pending') ORDER BY q.name";
+    "WITH RECURSIVE q AS ((SELECT queue FROM pm_tasks WHERE status = 'pending' ORDER BY queue "
+    "LIMIT 1) UNION ALL SELECT (SELECT t.queue FROM pm_tasks t WHERE t.status = 'pending' AND "
+    "t.queue > q.queue ORDER BY t.queue LIMIT 1) FROM q WHERE q.queue IS NOT NULL) SELECT queue "
+    "FROM q WHERE queue IS NOT NULL";
 
 constexpr const char* k_count_queued =
     "SELECT count(*) FROM pm_tasks WHERE status IN ('pending', 'scheduled')";

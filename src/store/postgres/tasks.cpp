@@ -243,13 +243,15 @@ void postgres_store::complete_joined(std::vector<pending_complete> group) {
                             {ids.take(), agents.take(), results.take(), times.take()}});
     auto shared = std::make_shared<std::vector<pending_complete>>(std::move(group));
     o.on_rows = [this, shared](std::span<pg::rows> r) {
+        // By task id; the row names its holder, so a stale holder's completion of the same task
+        // in this batch is not mistaken for the one that succeeded.
         std::unordered_map<std::string_view, std::size_t> changed;
         for (std::size_t i = 0; i < r[0].size(); ++i) {
             changed.emplace(r[0].get(i, 0), i);
         }
         for (pending_complete& c : *shared) {
             auto it = changed.find(c.task_id);
-            if (it == changed.end()) {
+            if (it == changed.end() || r[0].get(it->second, 11) != c.agent_id) {
                 complete_one(std::move(c));  // the single statement explains the refusal
                 continue;
             }
