@@ -311,6 +311,10 @@ void postgres_store::submit_keyed(std::vector<new_task> tasks, time_point now,
     const std::int64_t room = std::max<std::int64_t>(
         0, static_cast<std::int64_t>(queue_cfg_.task_queue_size) - *queued_tasks_);
     params.push_back(std::to_string(room));
+    // Reserved now (the repeats among them are given back with the answer), so that keyed
+    // submits in flight together cannot each use the same room.
+    const auto reserved = static_cast<std::int64_t>(sent.size());
+    *queued_tasks_ += reserved;
     op o;
     if (!new_queues.empty()) {
         o.statements.push_back({"pm_add_queues", k_add_queues, {text_array(new_queues)}});
@@ -325,8 +329,9 @@ void postgres_store::submit_keyed(std::vector<new_task> tasks, time_point now,
     };
     auto st = std::make_shared<state>(
         state{std::move(tasks), std::move(same_as), std::move(sent), std::move(done)});
-    o.on_rows = [this, st, now, new_queues](std::span<pg::rows> r) {
+    o.on_rows = [this, st, now, new_queues, reserved](std::span<pg::rows> r) {
         known_queues_.insert(new_queues.begin(), new_queues.end());
+        *queued_tasks_ -= reserved;  // replaced by the count actually created below
         const pg::rows& inserted = r[r.size() - 2];
         const pg::rows& by_key = r.back();
         const auto seqs = seqs_by_id(inserted);
@@ -366,7 +371,8 @@ void postgres_store::submit_keyed(std::vector<new_task> tasks, time_point now,
         }
         st->done(std::span<const submitted>(out));
     };
-    o.on_error = [st](error e, const pg::failure* f) {
+    o.on_error = [this, st, reserved](error e, const pg::failure* f) {
+        *queued_tasks_ -= reserved;
         if (f != nullptr && f->sqlstate == "PM409") {
             const std::size_t sent_index = static_cast<std::size_t>(to_int(f->message));
             const std::size_t i = sent_index < st->sent.size() ? st->sent[sent_index] : sent_index;
