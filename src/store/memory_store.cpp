@@ -186,25 +186,11 @@ void memory_store::set_agent_status(agent_rec& rec, agent_status s) {
 task_rec& memory_store::create_task(new_task&& spec, time_point now) {
     const std::uint64_t seq = next_task_seq_++;
     task_rec& rec = tasks_.emplace_hint(tasks_.end(), seq, task_rec{})->second;
-    task& t = rec.t;
-    t.id = std::move(spec.id);
-    t.type = std::move(spec.type);
-    t.payload = std::move(spec.payload);
-    t.priority = spec.priority;
-    t.max_attempts = spec.max_attempts;
-    t.required_capabilities = std::move(spec.required_capabilities);
-    t.timeout_s = spec.timeout_s;
-    t.idempotency_key = std::move(spec.idempotency_key);
-    t.created_at = now;
-    t.seq = seq;
     rec.requested_delay = spec.delay;
     rec.requested_run_at = spec.run_at;
-    if (spec.run_at) {
-        t.run_at = spec.run_at;
-    } else if (spec.delay) {
-        t.run_at = now + *spec.delay;
-    }
     rec.q = &pending_.queue(spec.queue);
+    rec.t = record_of_submission(std::move(spec), now, seq);
+    task& t = rec.t;
     t.queue = rec.q->name;
     tasks_by_id_.emplace(std::string_view(t.id), &rec);
     if (t.idempotency_key) {

@@ -75,6 +75,36 @@ bool same_submission(const new_task& a, const new_task& b) {
            a.delay == b.delay && a.run_at == b.run_at;
 }
 
+std::optional<time_point> run_at_of(const new_task& spec, time_point now) {
+    if (spec.run_at) {
+        return spec.run_at;
+    }
+    if (spec.delay) {
+        return now + *spec.delay;
+    }
+    return std::nullopt;
+}
+
+task record_of_submission(new_task&& spec, time_point now, std::uint64_t seq) {
+    task t;
+    t.run_at = run_at_of(spec, now);
+    t.status = t.run_at && *t.run_at > now ? task_status::scheduled : task_status::pending;
+    t.id = std::move(spec.id);
+    t.queue = std::move(spec.queue);
+    t.type = std::move(spec.type);
+    t.payload = std::move(spec.payload);
+    t.priority = spec.priority;
+    t.max_attempts = spec.max_attempts;
+    t.required_capabilities = std::move(spec.required_capabilities);
+    t.timeout_s = spec.timeout_s;
+    t.idempotency_key = std::move(spec.idempotency_key);
+    t.created_at = now;
+    t.updated_at = now;
+    t.ready_at = now;
+    t.seq = seq;
+    return t;
+}
+
 std::string batch_message(std::size_t count, std::size_t i, std::string_view text) {
     std::string msg;
     if (count > 1) {

@@ -35,7 +35,7 @@ namespace pm_agent::pg {
 
 /// Pool settings (built from config::database_config by the wiring).
 struct pool_options {
-    std::string url;        ///< libpq URI or key=value conninfo; a secret: never logged
+    std::string url;       ///< libpq URI or key=value conninfo; a secret: never logged
     std::size_t size = 8;  ///< connections
     /// A transaction not answered within this is abandoned: its connection is dropped and the
     /// caller gets failure_kind::timeout. Also set as the server-side statement_timeout of each
@@ -54,7 +54,8 @@ struct pool_options {
     std::chrono::milliseconds reconnect_max{5000};
 };
 
-/// One statement: SQL with $1.. placeholders and text-format parameters (nullopt is NULL).
+/// One statement: SQL with numbered placeholders ($1, $2, and so on) and text-format
+/// parameters (nullopt is SQL NULL).
 struct statement {
     /// Non-empty: the statement may be prepared on each connection under this name. One name is
     /// always the same SQL. Must outlive the transaction (use string literals).

@@ -138,6 +138,13 @@ void normalize_names(std::vector<std::string>& names);
 /// matches; the delay is compared as sent, not as the run_at it produced.
 bool same_submission(const new_task& a, const new_task& b);
 
+/// When a submission becomes pending: its run_at, else now + its delay; nullopt: at once.
+std::optional<time_point> run_at_of(const new_task& spec, time_point now);
+
+/// The record of a newly created task (pending, or scheduled when run_at_of is later than
+/// `now`), with the submission order `seq` its store assigned.
+task record_of_submission(new_task&& spec, time_point now, std::uint64_t seq);
+
 /// "tasks[i].text" for entry i of a batch of `count`, just `text` for a single submission.
 std::string batch_message(std::size_t count, std::size_t i, std::string_view text);
 

@@ -65,16 +65,6 @@ bool same_stored(const task& t, const new_task& b) {
            t.required_capabilities == b.required_capabilities && t.timeout_s == b.timeout_s;
 }
 
-std::optional<time_point> run_at_of(const new_task& t, time_point now) {
-    if (t.run_at) {
-        return t.run_at;
-    }
-    if (t.delay) {
-        return now + *t.delay;
-    }
-    return std::nullopt;
-}
-
 /// The column arrays of PM_SUBMIT_COLUMNS.
 struct submit_columns {
     array_builder id, queue, type, payload, priority, max_attempts, caps, timeout_s, delay_ms,
@@ -119,27 +109,6 @@ struct submit_columns {
                 key.take()};
     }
 };
-
-/// The record of a task this request created (the database assigned `seq`).
-task created_record(new_task&& spec, time_point now, std::uint64_t seq) {
-    task t;
-    t.run_at = run_at_of(spec, now);
-    t.status = t.run_at && *t.run_at > now ? task_status::scheduled : task_status::pending;
-    t.id = std::move(spec.id);
-    t.queue = std::move(spec.queue);
-    t.type = std::move(spec.type);
-    t.payload = std::move(spec.payload);
-    t.priority = spec.priority;
-    t.max_attempts = spec.max_attempts;
-    t.required_capabilities = std::move(spec.required_capabilities);
-    t.timeout_s = spec.timeout_s;
-    t.idempotency_key = std::move(spec.idempotency_key);
-    t.created_at = now;
-    t.updated_at = now;
-    t.ready_at = now;
-    t.seq = seq;
-    return t;
-}
 
 std::unordered_map<std::string_view, std::uint64_t> seqs_by_id(const pg::rows& r) {
     std::unordered_map<std::string_view, std::uint64_t> out;
@@ -234,7 +203,7 @@ void postgres_store::submit_plain(std::vector<plain_submit> group) {
             for (new_task& t : p.tasks) {
                 auto it = seqs.find(t.id);
                 const std::uint64_t seq = it == seqs.end() ? 0 : it->second;
-                records.push_back(created_record(std::move(t), p.now, seq));
+                records.push_back(record_of_submission(std::move(t), p.now, seq));
             }
             std::vector<submitted> out;
             out.reserve(records.size());
@@ -345,7 +314,7 @@ void postgres_store::submit_keyed(std::vector<new_task> tasks, time_point now,
         for (std::size_t i : st->sent) {
             new_task& t = st->tasks[i];
             if (auto it = seqs.find(t.id); it != seqs.end()) {
-                records[i] = created_record(std::move(t), now, it->second);
+                records[i] = record_of_submission(std::move(t), now, it->second);
                 out[i] = submitted{&records[i], true};
                 ++*queued_tasks_;
                 continue;
