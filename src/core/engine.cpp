@@ -60,6 +60,9 @@ void engine::impl::absorb_released(time_point now,
     // whoever is available, not necessarily back to the agent that lost it.
     for (const store::released_task& rel : released) {
         count_release(rel);
+        if (rel.reason != store::release_reason::deregistered) {
+            notice_elsewhere(rel.agent_id);
+        }
         if (agent_state* a = find_agent(rel.agent_id)) {
             release_slot(*a, rel.task_id);
         }
@@ -156,6 +159,24 @@ std::size_t engine::attached_agents() const {
 
 std::size_t engine::tracked_agents() const {
     return impl_->agents_.size();
+}
+
+bool engine::is_attached(std::string_view agent_id) const {
+    auto it = impl_->agents_.find(agent_id);
+    return it != impl_->agents_.end() && it->second->sink != nullptr;
+}
+
+void engine::offer(std::string_view queue, time_point now) {
+    impl_->offer_queue(queue, now);
+    impl_->refresh_deadline();
+}
+
+void engine::deliver_notices(std::string_view agent_id, time_point now) {
+    if (is_attached(agent_id)) {
+        // The heartbeat takes the notices and pushes those not pushed yet; a failure (the
+        // store is down) leaves them for the agent's next heartbeat.
+        heartbeat(agent_id, std::nullopt, now, [](store::result<std::vector<std::string>>) {});
+    }
 }
 
 }  // namespace pm_agent::core

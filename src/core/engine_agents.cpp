@@ -61,12 +61,21 @@ void engine::heartbeat(std::string_view agent_id, std::optional<store::agent_sta
             if (!r) {
                 return done(std::move(r).err());
             }
-            if (agent_state* a = s.find_agent(r->record->id)) {
+            if (s.observer_ != nullptr) {
+                s.observer_->on_heartbeat(*r->record, now);
+            }
+            const agent_sink* sink = nullptr;
+            const std::string id = r->record->id;
+            if (agent_state* a = s.find_agent(id)) {
+                sink = a->sink;
                 s.sync(*a, *r->record);
                 s.clamp_credit(*a);
                 s.serve(*a, now);  // back online or draining: (de)activates
             }
             s.refresh_deadline();
+            if (sink != nullptr) {
+                s.push_notices(id, sink, r->cancel);
+            }
             done(std::move(r->cancel));
         });
 }
@@ -126,7 +135,11 @@ void engine::attach(std::string_view agent_id, agent_sink& sink, time_point now,
                 ++s.attached_;
             }
             a.sink = sink;
-            a.credit = 0;     // API.md: 0 credit after `registered`
+            a.pushed_cancels.clear();  // pushed to an earlier connection
+            a.credit = 0;              // API.md: 0 credit after `registered`
+            if (s.observer_ != nullptr) {
+                s.observer_->on_heartbeat(*r->record, now);
+            }
             s.serve(a, now);  // its long polls, if any
             s.refresh_deadline();
             done(r->record);

@@ -146,6 +146,8 @@ void engine::impl::dispatch_pending(std::string_view queue, std::span<const std:
                                     time_point now) {
     if (dispatcher::entry* e = dispatcher_.pick(queue, caps)) {
         serve(*static_cast<agent_state*>(e->owner()), now);
+    } else if (observer_ != nullptr) {
+        observer_->on_unclaimed(queue);
     }
 }
 
@@ -170,8 +172,37 @@ void engine::impl::release_slot(agent_state& a, std::string_view cancelled_task)
         // The slot comes back as credit (running + credit stays what the agent granted).
         a.credit = std::min(a.credit + 1, a.room());
         if (!cancelled_task.empty()) {
+            constexpr std::size_t k_max_pushed_cancels = 256;
+            if (a.pushed_cancels.size() >= k_max_pushed_cancels) {
+                a.pushed_cancels.erase(a.pushed_cancels.begin());
+            }
+            a.pushed_cancels.emplace_back(cancelled_task);
             a.sink->push_cancel(cancelled_task);
         }
+    }
+}
+
+void engine::impl::push_notices(std::string_view agent_id, const agent_sink* sink,
+                                const std::vector<std::string>& notices) {
+    for (const std::string& task_id : notices) {
+        // Looked up each time: the transport may detach from inside push_cancel.
+        agent_state* a = find_agent(agent_id);
+        if (a == nullptr || a->sink == nullptr || a->sink != sink) {
+            return;
+        }
+        auto pushed = std::find(a->pushed_cancels.begin(), a->pushed_cancels.end(), task_id);
+        if (pushed != a->pushed_cancels.end()) {
+            a->pushed_cancels.erase(pushed);
+            continue;
+        }
+        a->sink->push_cancel(task_id);
+    }
+}
+
+void engine::impl::notice_elsewhere(std::string_view agent_id) {
+    const agent_state* a = find_agent(agent_id);
+    if (observer_ != nullptr && !agent_id.empty() && (a == nullptr || a->sink == nullptr)) {
+        observer_->on_notice_elsewhere(agent_id);
     }
 }
 

@@ -49,6 +49,10 @@ struct agent_state {
     std::uint64_t waiting_demand = 0;  // sum of max_tasks over waiters
     bool claiming = false;             // a claim is in flight: not a consumer until it completes
     bool doomed = false;               // to be destroyed when the claim in flight completes
+    // Cancels pushed to this connection whose store notices a heartbeat has not taken yet:
+    // the heartbeat then skips them, so each cancel reaches the agent once. Bounded (oldest
+    // dropped: at worst a cancel is repeated, which an agent must tolerate anyway).
+    std::vector<std::string> pushed_cancels;
     dispatcher::entry entry;
 
     std::uint32_t room() const {
@@ -77,6 +81,11 @@ struct engine::impl {
     // A task left the agent: one slot free again (credit for a WebSocket agent), and a cancel
     // pushed when `cancelled_task` is not empty. The caller serves the agent afterwards.
     void release_slot(agent_state& a, std::string_view cancelled_task);
+    // Pushes `cancel` for each notice the attached agent has not been pushed already.
+    void push_notices(std::string_view agent_id, const agent_sink* sink,
+                      const std::vector<std::string>& notices);
+    // A notice was left for an agent whose connection is not here: tell the observer.
+    void notice_elsewhere(std::string_view agent_id);
 
     // engine_requests.cpp (long polls). remove_waiter hands back the callback uncalled.
     void link_waiter(agent_state& a, request_id id);

@@ -96,6 +96,9 @@ void engine::cancel(std::string_view task_id, time_point now, callback<const sto
             ++s.counters_.cancelled;
             const store::task& t = *r->record;
             agent_state* holder = r->was_held && t.agent_id ? s.find_agent(*t.agent_id) : nullptr;
+            if (r->was_held && t.agent_id) {
+                s.notice_elsewhere(*t.agent_id);
+            }
             if (holder != nullptr) {
                 s.release_slot(*holder, t.id);
                 // Looked up again: the transport may detach inside push_cancel.

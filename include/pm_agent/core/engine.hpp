@@ -65,12 +65,22 @@ struct engine_counters {
     std::uint64_t deleted = 0;        ///< finished tasks removed after retention
 };
 
-/// Per-event hook for histograms (the dispatch latency).
+/// Per-event hooks: histograms (the dispatch latency) and the coordination of workers that
+/// share a store (presence, wake-ups, cancels for agents connected elsewhere). Called from
+/// inside engine operations: an observer must not call back into the engine synchronously.
 class engine_observer {
   public:
     virtual ~engine_observer() = default;
     /// A task was assigned; `latency` is the time since it became pending.
     virtual void on_dispatched(std::chrono::nanoseconds latency) = 0;
+    /// The store accepted a heartbeat (or an attach) of this agent at `now`.
+    virtual void on_heartbeat(const store::agent& agent, time_point now) {}
+    /// A task of `queue` became pending and no consumer here was free to claim it: one on
+    /// another worker may be (the wake-up to publish).
+    virtual void on_unclaimed(std::string_view queue) {}
+    /// A task was taken from an agent that is not connected here (cancelled, or its lease
+    /// ended): the store left it a cancel notice; the worker it is connected to should push it.
+    virtual void on_notice_elsewhere(std::string_view agent_id) {}
 };
 
 /// The answer to a registration.
@@ -124,7 +134,8 @@ class engine {
     /// The agent whose own token this is (a task operation names no agent), or unauthorized.
     void identify(std::string_view token, callback<const store::agent*> done);
     /// Liveness and lease renewal; `status` online/draining (nullopt keeps it). Answers the
-    /// ids of tasks the agent must stop (REST agents; a WebSocket agent was pushed them).
+    /// ids of tasks the agent must stop; an attached WebSocket agent is also pushed `cancel`
+    /// for each it has not been pushed already (notices left by other workers).
     void heartbeat(std::string_view agent_id, std::optional<store::agent_status> status,
                    time_point now, callback<std::vector<std::string>> done);
     /// DELETE /api/v1/agents/{id}: its unfinished tasks go back to pending; an attached sink
@@ -197,6 +208,16 @@ class engine {
     const engine_counters& counters() const;
     /// Agents with a WebSocket sink attached.
     std::size_t attached_agents() const;
+    /// True when this agent's WebSocket is attached to this engine.
+    bool is_attached(std::string_view agent_id) const;
+
+    // --- workers sharing a store (wake-ups from other workers) ----------------------------
+
+    /// Another worker queued tasks of `queue`: every free consumer of it here claims once.
+    void offer(std::string_view queue, time_point now);
+    /// Another worker left cancel notices for this agent: if its WebSocket is attached here,
+    /// take them from the store (a heartbeat) and push `cancel` for each.
+    void deliver_notices(std::string_view agent_id, time_point now);
     /// Long polls waiting.
     std::size_t waiting_requests() const;
     /// Agents the engine keeps dispatch state for (attached, polling, or online since it last

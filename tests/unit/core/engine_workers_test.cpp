@@ -1,0 +1,127 @@
+// Engine: the hooks that let workers sharing a store act as one (DESIGN.md §2 Redis). Two
+// engines over one memory store stand for two workers over one database; the observer stands
+// for the Redis link that carries the wake-ups and cancel notices between them.
+#include <algorithm>
+
+#include "engine_fixture.hpp"
+
+namespace pm_agent::core::testing {
+
+using ids = std::vector<std::string>;
+
+namespace {
+
+struct recording_observer final : engine_observer {
+    void on_dispatched(std::chrono::nanoseconds) override {}
+    void on_heartbeat(const store::agent& agent, time_point) override {
+        heartbeats.push_back(agent.id);
+    }
+    void on_unclaimed(std::string_view queue) override { unclaimed.emplace_back(queue); }
+    void on_notice_elsewhere(std::string_view agent_id) override {
+        notices.emplace_back(agent_id);
+    }
+    ids heartbeats, unclaimed, notices;
+};
+
+}  // namespace
+
+/// engine_ is worker A (its agents attach there); other_ is worker B on the same store.
+class engine_workers_test : public engine_test {
+  protected:
+    engine_workers_test() : other_(*store_, options(), rng_) {
+        engine_.set_observer(&observer_a_);
+        other_.set_observer(&observer_b_);
+    }
+    ~engine_workers_test() override {
+        engine_.set_observer(nullptr);
+        other_.set_observer(nullptr);
+    }
+
+    std::string submit_on_b(std::string queue = "default") {
+        task_spec spec;
+        spec.type = "t";
+        spec.queue = std::move(queue);
+        std::string id;
+        other_.submit(std::move(spec), now_, [&](store::result<store::submitted> r) {
+            ASSERT_TRUE(r) << r.err().message;
+            id = r->record->id;
+        });
+        return id;
+    }
+
+    recording_observer observer_a_, observer_b_;
+    engine other_;
+};
+
+TEST_F(engine_workers_test, ATaskNoLocalConsumerCanTakeIsReportedAndOfferedElsewhere) {
+    fake_sink sink;
+    const std::string a = add_ws_agent(sink, 1);
+    const std::string t = submit_on_b();
+    EXPECT_TRUE(sink.tasks.empty());  // worker A was not told
+    EXPECT_EQ(observer_b_.unclaimed, ids{"default"});
+    engine_.offer("default", now_);  // the wake-up arrives at A
+    EXPECT_EQ(sink.task_ids(), ids{t});
+}
+
+TEST_F(engine_workers_test, ATaskALocalConsumerTakesIsNotReported) {
+    fake_sink sink;
+    add_ws_agent(sink, 1);
+    const std::string t = submit();
+    EXPECT_EQ(sink.task_ids(), ids{t});
+    EXPECT_TRUE(observer_a_.unclaimed.empty());
+    submit();  // the one consumer has no credit left
+    EXPECT_EQ(observer_a_.unclaimed, ids{"default"});
+}
+
+TEST_F(engine_workers_test, ACancelOnAnotherWorkerReachesTheAttachedAgentOnce) {
+    fake_sink sink;
+    const std::string a = add_ws_agent(sink, 1);
+    const std::string t = submit();
+    ASSERT_EQ(sink.task_ids(), ids{t});
+    other_.cancel(t, now_, [](store::result<const store::task*> r) { ASSERT_TRUE(r); });
+    EXPECT_EQ(observer_b_.notices, ids{a});
+    EXPECT_TRUE(sink.cancels.empty());
+    engine_.deliver_notices(a, now_);
+    EXPECT_EQ(sink.cancels, ids{t});
+    // The notice was taken: a later heartbeat does not repeat it.
+    ASSERT_TRUE(heartbeat(a));
+    EXPECT_EQ(sink.cancels, ids{t});
+    // Not attached on B: nothing to deliver there.
+    EXPECT_FALSE(other_.is_attached(a));
+    EXPECT_TRUE(engine_.is_attached(a));
+}
+
+TEST_F(engine_workers_test, ALocalCancelIsPushedOnceThoughItsNoticeComesBackInAHeartbeat) {
+    fake_sink sink;
+    const std::string a = add_ws_agent(sink, 1);
+    const std::string t = submit();
+    ASSERT_TRUE(cancel(t));
+    EXPECT_EQ(sink.cancels, ids{t});
+    EXPECT_TRUE(observer_a_.notices.empty());  // its connection is here
+    auto hb = heartbeat(a);
+    ASSERT_TRUE(hb);
+    EXPECT_EQ(*hb, ids{t});  // the store's notice, as a REST agent would get it
+    EXPECT_EQ(sink.cancels, ids{t});  // but not pushed twice
+}
+
+TEST_F(engine_workers_test, HeartbeatsAndAttachesAreReported) {
+    fake_sink sink;
+    const std::string a = add_ws_agent(sink, 1);
+    ASSERT_TRUE(heartbeat(a));
+    EXPECT_EQ(observer_a_.heartbeats, (ids{a, a}));
+}
+
+TEST_F(engine_workers_test, ALeaseEndedByAnotherWorkersReaperIsReportedForTheHolder) {
+    fake_sink sink;
+    const std::string a = add_ws_agent(sink, 1);
+    task_spec spec;
+    spec.type = "t";
+    spec.timeout_s = 1;
+    ASSERT_TRUE(submit_spec(std::move(spec)));
+    ASSERT_EQ(sink.tasks.size(), 1u);
+    now_ += std::chrono::seconds(2);
+    other_.tick(now_);  // B's reaper ends the lease (the memory store runs it wherever called)
+    EXPECT_EQ(observer_b_.notices, ids{a});
+}
+
+}  // namespace pm_agent::core::testing
