@@ -41,6 +41,14 @@ struct postgres_options {
     /// Reads never wait for these: they run on the pool's other connections.
     std::size_t max_in_flight = 2;
     std::size_t parallel_rows = 500;
+    /// Heartbeats without a status change are written to the database at most this often per
+    /// agent (DESIGN.md §3: never a PostgreSQL write per heartbeat): in between, a heartbeat
+    /// only takes the agent's cancel notices (a read when there are none), and reap() writes
+    /// the latest heartbeat of every such agent in one statement once per interval. So the
+    /// stored last_heartbeat and lease lag the agent by at most this; keep it well below
+    /// heartbeat_timeout and lease_timeout. Zero: every heartbeat is written (the contract
+    /// suite's exact semantics).
+    std::chrono::milliseconds heartbeat_write_interval{0};
 };
 
 /// The store on `db`; `ioc` (the worker's loop) and `db` must outlive it.

@@ -130,7 +130,27 @@ void postgres_store::heartbeat(std::string_view agent_id, std::optional<agent_st
     if (status == agent_status::offline) {
         return done(error{errc::bad_request, "status: must be online or draining"});
     }
-    heartbeats_.push_back({std::string(agent_id), status, now, std::move(done)});
+    std::string id(agent_id);
+    if (options_.heartbeat_write_interval.count() > 0) {
+        auto written = written_heartbeats_.find(id);
+        if (!status && written != written_heartbeats_.end() &&
+            now - written->second < options_.heartbeat_write_interval) {
+            time_point& latest = unwritten_heartbeats_[id];
+            latest = std::max(latest, now);
+            light_heartbeats_.push_back({std::move(id), status, now, std::move(done)});
+            schedule_flush();
+            return;
+        }
+        // Written now: later heartbeats within the interval take the light path.
+        done = [this, alive = alive_, id, now,
+                done = std::move(done)](result<heartbeat_outcome> r) mutable {
+            if (r && *alive) {
+                note_written(id, now);
+            }
+            done(std::move(r));
+        };
+    }
+    heartbeats_.push_back({std::move(id), status, now, std::move(done)});
     schedule_flush();
 }
 
@@ -193,6 +213,8 @@ void postgres_store::release_one(std::string_view agent_id, time_point now, rele
 
 void postgres_store::deregister_agent(std::string_view agent_id, time_point now,
                                       callback<std::vector<released_task>> done) {
+    written_heartbeats_.erase(std::string(agent_id));
+    unwritten_heartbeats_.erase(std::string(agent_id));
     release_one(agent_id, now, release_reason::deregistered, true, std::move(done));
 }
 

@@ -92,11 +92,15 @@ void postgres_store::flush() {
         return in_flight_ < options_.max_in_flight && rows >= options_.parallel_rows;
     };
     while ((!queued_.empty() || !plain_submits_.empty() || !completes_.empty() ||
-            !heartbeats_.empty()) &&
+            !heartbeats_.empty() || !light_heartbeats_.empty()) &&
            may_start()) {
         if (!heartbeats_.empty()) {
             heartbeat_joined(std::move(heartbeats_));  // queues one op at the front
             heartbeats_.clear();
+        }
+        if (!light_heartbeats_.empty()) {
+            heartbeat_light(std::move(light_heartbeats_));  // queues one op at the front
+            light_heartbeats_.clear();
         }
         if (!completes_.empty()) {
             complete_joined(std::move(completes_));  // queues one op at the front

@@ -4,6 +4,11 @@
 // order; a deadlock between workers is retried, see batch.cpp). A lease already set is renewed
 // even if the statement's snapshot shows no held task: a claim that committed while this
 // statement waited for the row lock has just set it.
+//
+// With heartbeat_write_interval, most heartbeats are not written at all (DESIGN.md §3): they
+// only take the agent's cancel notices, which deletes nothing and so commits nothing when
+// there are none; renew_heartbeats() writes the latest of them once per interval, for every
+// agent in one statement.
 #include <unordered_map>
 
 #include "store/postgres/postgres_store.hpp"
@@ -31,7 +36,122 @@ constexpr const char* k_heartbeat_many =
                                       "BY notes.seq) FROM notes WHERE notes.agent_id = upd.id) "
                                       "FROM upd";
 
+// $1 agents. Offline agents are left out: their heartbeat must bring them online (a write).
+constexpr const char* k_heartbeat_light =
+    "WITH a AS (SELECT * FROM pm_agents WHERE id = ANY($1::text[]) AND status <> 'offline'), "
+    "notes AS (DELETE FROM pm_agent_notices n USING a WHERE n.agent_id = a.id RETURNING "
+    "n.agent_id, n.task_id, n.seq) "
+    "SELECT " PM_AGENT_COLUMNS("a") ", a.status, (SELECT array_agg(notes.task_id ORDER BY "
+                                    "notes.seq) FROM notes WHERE notes.agent_id = a.id) FROM a";
+
+// $1 agents, $2 their latest heartbeat times, $3 lease ms. Rows locked in id order, like
+// k_heartbeat_many; never moves a heartbeat or a lease backwards.
+constexpr const char* k_renew_heartbeats =
+    "WITH i AS (SELECT * FROM unnest($1::text[], $2::bigint[]) AS i(id, now)), "
+    "lk AS (SELECT a.id FROM pm_agents a JOIN i ON i.id = a.id WHERE a.status <> 'offline' "
+    "ORDER BY a.id FOR UPDATE OF a) "
+    "UPDATE pm_agents a SET last_heartbeat = GREATEST(a.last_heartbeat, pm_ts(i.now)), "
+    "lease_expires_at = CASE WHEN a.lease_expires_at IS NOT NULL OR EXISTS (SELECT 1 FROM "
+    "pm_tasks h WHERE h.agent_id = a.id AND h.status IN ('assigned', 'running')) THEN "
+    "GREATEST(a.lease_expires_at, pm_ts(i.now) + $3 * interval '1 millisecond') END "
+    "FROM i JOIN lk ON lk.id = i.id WHERE a.id = i.id";
+
+std::string lease_millis(const config::agents_config& agents) {
+    return std::to_string(
+        std::chrono::duration_cast<std::chrono::milliseconds>(agents.lease_timeout).count());
+}
+
 }  // namespace
+
+void postgres_store::note_written(const std::string& agent_id, time_point at) {
+    time_point& written = written_heartbeats_[agent_id];
+    written = std::max(written, at);
+    if (auto it = unwritten_heartbeats_.find(agent_id);
+        it != unwritten_heartbeats_.end() && it->second <= at) {
+        unwritten_heartbeats_.erase(it);
+    }
+}
+
+void postgres_store::heartbeat_light(std::vector<pending_heartbeat> group) {
+    array_builder ids;
+    for (const pending_heartbeat& h : group) {
+        ids.add(h.agent_id);
+    }
+    op o;
+    o.statements.push_back({"pm_heartbeat_light", k_heartbeat_light, {ids.take()}});
+    auto shared = std::make_shared<std::vector<pending_heartbeat>>(std::move(group));
+    o.on_rows = [this, shared](std::span<pg::rows> r) {
+        std::unordered_map<std::string_view, std::size_t> found;
+        for (std::size_t i = 0; i < r[0].size(); ++i) {
+            found.emplace(r[0].get(i, 0), i);
+        }
+        for (pending_heartbeat& h : *shared) {
+            auto it = found.find(h.agent_id);
+            if (it == found.end()) {
+                // Offline, deregistered, or the same agent twice in this turn: the full path
+                // says which (and writes the heartbeat).
+                written_heartbeats_.erase(h.agent_id);
+                heartbeat_one(std::move(h));
+                continue;
+            }
+            agent a = read_agent(r[0], it->second);
+            a.last_heartbeat = h.now;  // what renew_heartbeats() will write
+            heartbeat_outcome out;
+            out.record = &a;
+            if (!r[0].is_null(it->second, PM_AGENT_COLUMN_COUNT + 1)) {
+                parse_text_array(r[0].get(it->second, PM_AGENT_COLUMN_COUNT + 1), out.cancel);
+            }
+            found.erase(it);
+            h.done(std::move(out));
+        }
+    };
+    o.on_error = [shared](error e, const pg::failure*) {
+        for (pending_heartbeat& h : *shared) {
+            h.done(e);
+        }
+    };
+    queued_.push_front(std::move(o));
+}
+
+void postgres_store::renew_heartbeats(time_point now) {
+    if (renewing_ || unwritten_heartbeats_.empty() ||
+        (last_renewal_ && now - *last_renewal_ < options_.heartbeat_write_interval)) {
+        return;
+    }
+    last_renewal_ = now;
+    renewing_ = true;
+    array_builder ids, times;
+    auto batch = std::make_shared<std::vector<std::pair<std::string, time_point>>>();
+    for (auto& [id, at] : unwritten_heartbeats_) {
+        ids.add(id);
+        times.add(micros(at));
+        batch->emplace_back(id, at);
+    }
+    unwritten_heartbeats_.clear();
+    // Agents not heard from for an interval take the full path at their next heartbeat.
+    std::erase_if(written_heartbeats_, [&](const auto& e) {
+        return now - e.second >= options_.heartbeat_write_interval;
+    });
+    op o;
+    o.statements.push_back({"pm_renew_heartbeats",
+                            k_renew_heartbeats,
+                            {ids.take(), times.take(), lease_millis(agents_cfg_)}});
+    o.on_rows = [this, batch](std::span<pg::rows>) {
+        renewing_ = false;
+        for (const auto& [id, at] : *batch) {
+            note_written(id, at);
+        }
+    };
+    o.on_error = [this, batch](error, const pg::failure*) {
+        renewing_ = false;
+        // Kept for the next renewal (unless a newer heartbeat took their place).
+        for (const auto& [id, at] : *batch) {
+            time_point& latest = unwritten_heartbeats_[id];
+            latest = std::max(latest, at);
+        }
+    };
+    enqueue(std::move(o));
+}
 
 void answer_heartbeat(const pg::rows& r, std::size_t row, callback<heartbeat_outcome>& done) {
     const agent a = read_agent(r, row);
@@ -62,9 +182,7 @@ void postgres_store::heartbeat_joined(std::vector<pending_heartbeat> group) {
     o.statements.push_back({"pm_heartbeat_many",
                             k_heartbeat_many,
                             {ids.take(), statuses.take(), times.take(),
-                             std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                                agents_cfg_.lease_timeout)
-                                                .count())}});
+                             lease_millis(agents_cfg_)}});
     auto shared = std::make_shared<std::vector<pending_heartbeat>>(std::move(group));
     o.on_rows = [this, shared](std::span<pg::rows> r) {
         std::unordered_map<std::string_view, std::size_t> updated;

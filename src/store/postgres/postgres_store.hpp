@@ -11,6 +11,7 @@
 #include <set>
 #include <span>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "pm_agent/config/config.hpp"
@@ -116,6 +117,11 @@ class postgres_store final : public store {
     /// per agent); an agent it did not find is sent again on its own for the answer.
     void heartbeat_joined(std::vector<pending_heartbeat> group);
     void heartbeat_one(pending_heartbeat h);
+    /// Heartbeats that only take notices (heartbeat_write_interval), one statement per turn.
+    void heartbeat_light(std::vector<pending_heartbeat> group);
+    /// Writes the heartbeats the light path kept back, once per heartbeat_write_interval.
+    void renew_heartbeats(time_point now);
+    void note_written(const std::string& agent_id, time_point at);
     void lease_op(const char* name, const char* sql, std::vector<param> params,
                   std::optional<time_point> lease_until, callback<const task*> done);
     /// Runs `then(true)` once the queued-task count is known (false: the database is down).
@@ -135,6 +141,13 @@ class postgres_store final : public store {
     std::vector<plain_submit> plain_submits_;    // joined into one INSERT at flush time
     std::vector<pending_complete> completes_;    // joined into one UPDATE at flush time
     std::vector<pending_heartbeat> heartbeats_;  // likewise
+    std::vector<pending_heartbeat> light_heartbeats_;  // likewise
+    // Coalesced heartbeats: when this worker last wrote each agent's heartbeat, and the latest
+    // heartbeat of each not written yet (see postgres_options::heartbeat_write_interval).
+    std::unordered_map<std::string, time_point> written_heartbeats_;
+    std::unordered_map<std::string, time_point> unwritten_heartbeats_;
+    std::optional<time_point> last_renewal_;
+    bool renewing_ = false;
     bool flush_scheduled_ = false;
     std::size_t in_flight_ = 0;
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);

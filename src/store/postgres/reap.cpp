@@ -79,6 +79,7 @@ std::string ms_of(auto d) {
 }  // namespace
 
 void postgres_store::reap(time_point now, callback<reap_outcome> done) {
+    renew_heartbeats(now);
     const bool too_soon = options_.poll_interval.count() > 0 && last_reap_ &&
                           now < *last_reap_ + options_.poll_interval;
     if (reaping_ || too_soon) {

@@ -65,16 +65,22 @@ void truncate_all(const char* url) {
     PQfinish(c);
 }
 
-std::unique_ptr<store> make_postgres(const config::queue_config& q,
-                                     const config::agents_config& a) {
+std::unique_ptr<store> make_postgres_with(const config::queue_config& q,
+                                          const config::agents_config& a,
+                                          postgres_options options) {
     shared_backend* b = backend();
     if (b == nullptr) {
         return nullptr;
     }
     truncate_all(database_url());
+    return make_postgres_store(b->ioc, *b->pool, q, a, options);
+}
+
+std::unique_ptr<store> make_postgres(const config::queue_config& q,
+                                     const config::agents_config& a) {
     postgres_options options;
     options.poll_interval = std::chrono::milliseconds(0);  // injected time: every reap runs
-    return make_postgres_store(b->ioc, *b->pool, q, a, options);
+    return make_postgres_with(q, a, options);
 }
 
 void run_postgres(store&, const std::function<bool()>& done) {
@@ -115,6 +121,10 @@ std::string exec_text(PGconn* c, const std::string& sql) {
 }
 
 }  // namespace
+
+std::string exec_text_for_tests(PGconn* c, const std::string& sql) {
+    return exec_text(c, sql);
+}
 
 // The claim must walk the partial index of pending tasks, not scan or sort the table: with a
 // backlog of pending tasks in other queues and finished tasks around, its plan names
@@ -232,6 +242,109 @@ TEST(postgres_group_commit, JoinedHeartbeatsAndCompletionsAnswerEachCaller) {
     EXPECT_EQ(answers[3], "not_found");
     EXPECT_EQ(answers[4], "succeeded");
     EXPECT_EQ(answers[5], "conflict");
+}
+
+}  // namespace pm_agent::store::testing
+
+namespace pm_agent::store::testing {
+
+// heartbeat_write_interval: heartbeats within the interval write nothing (the stored
+// last_heartbeat stays), still hand over cancel notices, and the next reap after the interval
+// writes the latest one.
+TEST(postgres_heartbeats, CoalescedHeartbeatsWriteOncePerIntervalAndStillTakeNotices) {
+    const config::queue_config q;
+    config::agents_config a;
+    a.heartbeat_timeout = std::chrono::seconds(45);
+    postgres_options options;
+    options.poll_interval = std::chrono::milliseconds(0);
+    options.heartbeat_write_interval = std::chrono::seconds(5);
+    auto st = make_postgres_with(q, a, options);
+    if (!st) {
+        GTEST_SKIP() << "PM_AGENT_TEST_DATABASE_URL is not set";
+    }
+    const time_point t0 = time_point(std::chrono::hours(24 * 365 * 50));
+    int pending = 0;
+    auto wait = [&] { run_postgres(*st, [&] { return pending == 0; }); };
+    auto stored_heartbeat = [&] {
+        PGconn* c = PQconnectdb(database_url());
+        const std::string v =
+            postgres::exec_text_for_tests(c, "SELECT pm_us(last_heartbeat) FROM pm_agents");
+        PQfinish(c);
+        return v;
+    };
+    auto micros_of = [](time_point t) {
+        return std::to_string(
+                   std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch())
+                       .count()) +
+               "\n";
+    };
+    new_agent spec;
+    spec.id = "a_1";
+    spec.name = "w";
+    spec.queues = {"default"};
+    spec.max_concurrency = 4;
+    ++pending;
+    st->register_agent(std::move(spec), t0, [&](result<const agent*> r) {
+        EXPECT_TRUE(r);
+        --pending;
+    });
+    std::vector<new_task> tasks(1);
+    tasks[0].id = "t_1";
+    tasks[0].queue = "default";
+    tasks[0].type = "work";
+    tasks[0].max_attempts = 3;
+    ++pending;
+    st->submit(std::move(tasks), t0, [&](result<std::span<const submitted>> r) {
+        EXPECT_TRUE(r);
+        --pending;
+    });
+    wait();
+    ++pending;
+    st->claim("a_1", 1, t0, [&](result<claim_outcome> r) {
+        ASSERT_TRUE(r);
+        EXPECT_EQ(r->tasks.size(), 1u);
+        --pending;
+    });
+    wait();
+    std::vector<std::string> cancels;
+    auto beat = [&](time_point at) {
+        ++pending;
+        st->heartbeat("a_1", std::nullopt, at, [&, at](result<heartbeat_outcome> r) {
+            ASSERT_TRUE(r) << r.err().message;
+            EXPECT_EQ(r->record->last_heartbeat, at);
+            for (auto& c : r->cancel) {
+                cancels.push_back(c);
+            }
+            --pending;
+        });
+        wait();
+    };
+    const auto t1 = t0 + std::chrono::seconds(1);
+    beat(t1);  // the first from this worker: written
+    EXPECT_EQ(stored_heartbeat(), micros_of(t1));
+    beat(t0 + std::chrono::seconds(2));
+    beat(t0 + std::chrono::seconds(3));
+    EXPECT_EQ(stored_heartbeat(), micros_of(t1));  // not written
+    ++pending;
+    st->cancel("t_1", t0 + std::chrono::seconds(3), [&](result<cancel_outcome> r) {
+        EXPECT_TRUE(r && r->was_held);
+        --pending;
+    });
+    wait();
+    const auto t4 = t0 + std::chrono::seconds(4);
+    beat(t4);
+    EXPECT_EQ(cancels, std::vector<std::string>{"t_1"});  // the notice, on the light path
+    beat(t0 + std::chrono::milliseconds(4500));
+    EXPECT_EQ(cancels.size(), 1u);  // taken once
+    // The renewal: one statement at the first reap, then not before the interval has passed.
+    ++pending;
+    st->reap(t0 + std::chrono::seconds(5), [&](result<reap_outcome> r) {
+        EXPECT_TRUE(r);
+        --pending;
+    });
+    wait();
+    run_postgres(*st, [&] { return stored_heartbeat() != micros_of(t1); });
+    EXPECT_EQ(stored_heartbeat(), micros_of(t0 + std::chrono::milliseconds(4500)));
 }
 
 }  // namespace pm_agent::store::testing
