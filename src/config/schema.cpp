@@ -194,6 +194,9 @@ std::vector<field> make_fields() {
                                                 {"open", redis_failure_policy::open},
                                                 {"closed", redis_failure_policy::closed}}},
             [](auto& c) -> auto& { return c.rate_limit.redis_failure; }),
+        bind_field(
+            "rate_limit.fleet_workers", "PM_AGENT_FLEET_WORKERS", "", integer_codec<int>{0},
+            [](auto& c) -> auto& { return c.rate_limit.fleet_workers; }),
 
         bind_field(
             "log.level", "LOG_LEVEL", "--log-level",

@@ -92,6 +92,9 @@ struct rate_limit_config {
     double agent_per_s = 50;
     double agent_burst = 100;
     redis_failure_policy redis_failure = redis_failure_policy::local;
+    /// Worker processes that share the limits, all replicas counted: the "local" policy allows
+    /// limit / this per process while Redis is down. 0: server.workers (one host, one fleet).
+    int fleet_workers = 0;
 
     friend bool operator==(const rate_limit_config&, const rate_limit_config&) = default;
 };

@@ -186,7 +186,7 @@ TEST(ConfigPrecedence, ProcessEnvironmentReadsTheRealEnvironment) {
 
 TEST(ConfigSchema, ListsEveryKeyWithItsEnvironmentNameAndFlag) {
     const auto keys = schema_keys();
-    EXPECT_EQ(keys.size(), 44u);
+    EXPECT_EQ(keys.size(), 45u);
     std::map<std::string_view, std::string_view> env_of;
     std::map<std::string_view, std::string_view> flag_of;
     for (const auto& k : keys) {
@@ -213,6 +213,7 @@ TEST(ConfigSchema, ListsEveryKeyWithItsEnvironmentNameAndFlag) {
         {"auth.admin_tokens", "PM_AGENT_ADMIN_TOKENS"},
         {"auth.registration_tokens", "PM_AGENT_REGISTRATION_TOKENS"},
         {"log.level", "LOG_LEVEL"},
+        {"rate_limit.fleet_workers", "PM_AGENT_FLEET_WORKERS"},
     };
     EXPECT_EQ(env_of, expected_env);
     const std::map<std::string_view, std::string_view> expected_flags{
