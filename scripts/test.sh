@@ -14,13 +14,20 @@ dir=$(scripts/build.sh release)
 # the Store contract suite and the pool tests use PM_AGENT_TEST_DATABASE_URL (and skip
 # without it); the PostgreSQL integration tests start private clusters of their own.
 pg_dir=$(mktemp -d "${TMPDIR:-/tmp}/pm-agent-test-pg.XXXXXX")
-cleanup_pg() { scripts/pg_cluster.sh stop "$pg_dir" >/dev/null || true; }
+redis_dir=$(mktemp -d "${TMPDIR:-/tmp}/pm-agent-test-redis.XXXXXX")
+cleanup_pg() {
+  scripts/pg_cluster.sh stop "$pg_dir" >/dev/null || true
+  scripts/redis_server.sh stop "$redis_dir" >/dev/null || true
+}
 trap cleanup_pg EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 pg_url=$(scripts/pg_cluster.sh start "$pg_dir")
 export PM_AGENT_TEST_DATABASE_URL=$pg_url
 echo "test: PostgreSQL test cluster at $pg_url ($pg_dir)" >&2
+# One Redis for the unit tests of the Redis client and what uses it (PM_AGENT_TEST_REDIS_URL).
+export PM_AGENT_TEST_REDIS_URL=$(scripts/redis_server.sh start "$redis_dir")
+echo "test: Redis at $PM_AGENT_TEST_REDIS_URL ($redis_dir)" >&2
 
 (cd "$dir" && ctest --output-on-failure -j "$jobs")
 

@@ -5,6 +5,7 @@
 
 #include <spdlog/spdlog.h>
 #include <cstdio>
+#include <algorithm>
 #include <functional>
 #include <iostream>
 
@@ -17,6 +18,7 @@
 #include "pm_agent/metrics/registry.hpp"
 #include "pm_agent/pg/pool.hpp"
 #include "pm_agent/process/supervisor.hpp"
+#include "pm_agent/redis/client.hpp"
 #include "pm_agent/store/postgres_store.hpp"
 
 namespace {
@@ -55,6 +57,20 @@ pm_agent::store::postgres_options postgres_options(const pm_agent::config::confi
     pm_agent::store::postgres_options options;
     options.poll_interval = cfg.database.poll_interval;
     options.max_batch = static_cast<std::size_t>(cfg.performance.task_batch_size);
+    // Heartbeats are written once per interval, not each: well inside the timeouts they feed.
+    const auto& agents = cfg.agents;
+    options.heartbeat_write_interval = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::min({std::chrono::duration_cast<std::chrono::milliseconds>(agents.heartbeat_interval),
+                  std::chrono::duration_cast<std::chrono::milliseconds>(agents.heartbeat_timeout) / 4,
+                  std::chrono::duration_cast<std::chrono::milliseconds>(agents.lease_timeout) / 4}));
+    return options;
+}
+
+pm_agent::redis::client_options redis_options(const pm_agent::config::config& cfg) {
+    pm_agent::redis::client_options options;
+    options.url = *cfg.redis.url;
+    options.pool_size = static_cast<std::size_t>(cfg.redis.pool_size);
+    options.timeout = cfg.redis.timeout;
     return options;
 }
 
@@ -102,8 +118,14 @@ int serve_worker(const pm_agent::config::config& cfg, const std::function<void()
         spdlog::warn(
             "event=store_not_durable store=memory detail=\"tasks live in this process only\"");
     }
+    std::unique_ptr<pm_agent::redis::client> redis;
+    if (cfg.redis.url) {
+        redis = std::make_unique<pm_agent::redis::client>(ioc, redis_options(cfg), registry);
+        redis->start();
+    }
     pm_agent::api::transport_state state;
-    pm_agent::api::service service(cfg, registry, state, std::move(st), db ? "postgres" : "memory");
+    pm_agent::api::service service(cfg, registry, state, std::move(st), db ? "postgres" : "memory",
+                                   redis.get(), &ioc);
     pm_agent::http::server server(transport_options(cfg), service, state, registry, ioc);
     std::uint16_t port = 0;
     try {

@@ -1,6 +1,7 @@
 // Agent routes of API.md (register, heartbeat, deregister, admin listing) and /api/v1/stats.
 
 #include "api/service_state.hpp"
+#include "api/cluster_link.hpp"
 #include "pm_agent/api/codec.hpp"
 #include "pm_agent/api/query.hpp"
 
@@ -16,16 +17,53 @@ std::string agent_body(const store::agent& agent) {
     return out;
 }
 
+void register_allowed(service_state& s, http_request&& request, respond_fn done);
+
+/// Heartbeat ages from Redis presence where it is fresher than the store's (which a
+/// PostgreSQL store writes once per interval, not per heartbeat), then `then(agents)`.
+template <class Then>
+void with_presence(service_state& s, std::vector<store::agent> agents, Then then) {
+    if (!s.cluster || agents.empty()) {
+        then(std::move(agents));
+        return;
+    }
+    std::vector<std::string> ids;
+    ids.reserve(agents.size());
+    for (const store::agent& a : agents) {
+        ids.push_back(a.id);
+    }
+    s.cluster->last_heartbeats(
+        std::move(ids), [agents = std::move(agents), then = std::move(then)](
+                            std::vector<std::optional<std::int64_t>> seen) mutable {
+            for (std::size_t i = 0; i < agents.size() && i < seen.size(); ++i) {
+                if (!seen[i]) {
+                    continue;
+                }
+                const auto at = store::time_point(std::chrono::milliseconds(*seen[i]));
+                if (at > agents[i].last_heartbeat) {
+                    agents[i].last_heartbeat = at;
+                }
+            }
+            then(std::move(agents));
+        });
+}
+
 void register_agent(service_state& s, http_request&& request, respond_fn done) {
     if (auto refused = s.require(request, token_kind::registration)) {
         done(std::move(*refused));
         return;
     }
-    if (auto refused = s.limit(s.agent_limiter, "register", "register:" + s.client_address(request),
-                               nullptr)) {
-        done(std::move(*refused));
-        return;
-    }
+    s.limit(limit_kind::agent, "register", "register:" + s.client_address(request),
+            [&s, request = std::move(request), done = std::move(done)](limit_answer a) mutable {
+                if (a.refused) {
+                    done(std::move(*a.refused));
+                    return;
+                }
+                register_allowed(s, std::move(request), std::move(done));
+            });
+}
+
+void register_allowed(service_state& s, http_request&& request, respond_fn done) {
     auto body = parse_object(request.body, false);
     if (!body) {
         done(error_from(body.err()));
@@ -122,6 +160,9 @@ void deregister(service_state& s, std::string agent_id, http_request&& request, 
                                 }
                                 std::erase_if(s.agent_tokens,
                                               [&](const auto& e) { return e.second == agent_id; });
+                                if (s.cluster) {
+                                    s.cluster->forget(agent_id);
+                                }
                                 http_response response;
                                 response.status = 204;
                                 done(std::move(response));
@@ -169,14 +210,20 @@ void list_agents(service_state& s, const http_request& request, respond_fn done)
             return;
         }
     }
-    s.engine.list_agents(std::move(filter),
-                         [done = std::move(done)](store::result<store::agent_page> r) mutable {
-                             if (!r) {
-                                 done(error_from(r.err()));
-                                 return;
-                             }
-                             done(page_response(*r, append_agent_json));
-                         });
+    s.engine.list_agents(
+        std::move(filter), [&s, done = std::move(done)](store::result<store::agent_page> r) mutable {
+            if (!r) {
+                done(error_from(r.err()));
+                return;
+            }
+            auto next = std::move(r->next_cursor);
+            with_presence(s, std::move(r->items),
+                          [next = std::move(next), done = std::move(done)](
+                              std::vector<store::agent> agents) mutable {
+                              store::agent_page page{std::move(agents), std::move(next)};
+                              done(page_response(page, append_agent_json));
+                          });
+        });
 }
 
 void append_status_counts(std::string& out, const store::status_counts& counts) {
@@ -259,13 +306,16 @@ void handle_agent_route(service_state& s, const route_match& match, http_request
                 list_agents(s, request, std::move(done));
                 return;
             }
-            s.engine.get_agent(match.param, [done = std::move(done)](
+            s.engine.get_agent(match.param, [&s, done = std::move(done)](
                                                 store::result<const store::agent*> r) mutable {
                 if (!r) {
                     done(error_from(r.err()));
                     return;
                 }
-                done(json_response(200, agent_body(**r)));
+                with_presence(s, {**r},
+                              [done = std::move(done)](std::vector<store::agent> agents) mutable {
+                                  done(json_response(200, agent_body(agents.front())));
+                              });
             });
             return;
         }

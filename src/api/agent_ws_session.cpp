@@ -169,12 +169,28 @@ class agent_ws_session final : public ws_session, public core::agent_sink {
             connection_.close(k_close_policy, "unauthorized");
             return;
         }
-        if (auto refused = s_.limit(s_.agent_limiter, "register", "register:" + client_, nullptr)) {
-            send_error({errc::rate_limited, "too many registrations; retry later"}, {});
+        s_.limit(limit_kind::agent, "register", "register:" + client_,
+                 guarded([this, spec = std::move(reg.spec)](limit_answer a) mutable {
+                     if (a.refused) {
+                         send_error(a.refused->status == 503
+                                        ? store::error{errc::unavailable,
+                                                       "rate limiter unavailable; retry later"}
+                                        : store::error{errc::rate_limited,
+                                                       "too many registrations; retry later"},
+                                    {});
+                         return;
+                     }
+                     register_allowed(std::move(spec));
+                 }));
+    }
+
+    void register_allowed(core::agent_spec&& spec) {
+        if (!agent_id_.empty()) {
+            send_error({errc::conflict, "already registered on this connection"}, {});
             return;
         }
-        reg.spec.worker = s_.worker_id;
-        s_.engine.register_agent(std::move(reg.spec), service_state::now(),
+        spec.worker = s_.worker_id;
+        s_.engine.register_agent(std::move(spec), service_state::now(),
                                  guarded([this](store::result<core::registration> r) {
                                      if (!r) {
                                          send_error(r.err(), {});

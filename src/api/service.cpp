@@ -30,6 +30,10 @@ struct service::impl : service_state {
             response.body = R"({"status":"unavailable","reason":)";
             append_json_string(response.body, *reason);
             response.body.push_back('}');
+        } else if (auto degraded = degraded_reason()) {
+            response.body = R"({"status":"degraded","reason":)";
+            append_json_string(response.body, *degraded);
+            response.body.push_back('}');
         } else {
             response.body = R"({"status":"ready"})";
         }
@@ -51,8 +55,10 @@ struct service::impl : service_state {
 };
 
 service::service(const config::config& cfg, metrics::registry& registry, transport_state& state,
-                 std::unique_ptr<store::store> st, std::string store_name)
-    : impl_(std::make_unique<impl>(cfg, registry, state, std::move(st), std::move(store_name))) {
+                 std::unique_ptr<store::store> st, std::string store_name, redis::client* redis,
+                 boost::asio::io_context* ioc)
+    : impl_(std::make_unique<impl>(cfg, registry, state, std::move(st), std::move(store_name),
+                                   redis, ioc)) {
     registry.gauge("pm_agent_log_lines_dropped", "Log lines dropped because the queue was full.")
         .get()
         .bind([] { return static_cast<double>(log::dropped_lines()); });

@@ -3,6 +3,8 @@
 
 #include "api/service_state.hpp"
 
+#include "api/cluster_link.hpp"
+
 #include <unistd.h>
 
 #include <charconv>
@@ -71,7 +73,8 @@ service_metrics::service_metrics(metrics::registry& registry)
               .get()) {}
 
 service_state::service_state(const config::config& c, metrics::registry& r, transport_state& t,
-                             std::unique_ptr<store::store> st, std::string name)
+                             std::unique_ptr<store::store> st, std::string name,
+                             redis::client* redis, boost::asio::io_context* ioc)
     : cfg(c),
       registry(r),
       transport(t),
@@ -85,6 +88,16 @@ service_state::service_state(const config::config& c, metrics::registry& r, tran
       metrics(r),
       worker_id(make_worker_id()),
       started(std::chrono::steady_clock::now()) {
+    if (redis != nullptr && ioc != nullptr) {
+        const auto& rl = c.rate_limit;
+        const int fleet = rl.fleet_workers > 0 ? rl.fleet_workers : c.server.workers;
+        shared_submit_limiter = std::make_unique<shared_rate_limiter>(
+            *redis, "submit", rl.submit_per_s, rl.submit_burst, fleet, rl.redis_failure, r);
+        shared_agent_limiter = std::make_unique<shared_rate_limiter>(
+            *redis, "agent", rl.agent_per_s, rl.agent_burst, fleet, rl.redis_failure, r);
+        cluster = std::make_unique<cluster_link>(*ioc, *redis, engine, worker_id, c.redis.ttl, r);
+        cluster->start();
+    }
     engine.set_observer(this);
 }
 
@@ -167,24 +180,50 @@ void service_state::sync_metrics() {
     });
 }
 
-std::optional<http_response> service_state::limit(rate_limiter& limiter, std::string_view scope,
-                                                  std::string_view key,
-                                                  http_response* allowed_headers) {
-    const auto decision = limiter.check(key, std::chrono::steady_clock::now());
-    if (decision.allowed) {
-        if (allowed_headers != nullptr) {
-            for (auto& h : rate_limit_headers(decision)) {
-                allowed_headers->headers.emplace_back(std::string(h.name), std::move(h.value));
-            }
+limit_answer service_state::answer_limit(const shared_decision& d, std::string_view scope) {
+    limit_answer out;
+    if (d.unavailable) {
+        out.refused = error_response(503, "unavailable", "rate limiter unavailable; retry later");
+        out.refused->headers.emplace_back("Retry-After", "1");
+        return out;
+    }
+    if (d.decision.allowed) {
+        for (auto& h : rate_limit_headers(d.decision)) {
+            out.headers.emplace_back(std::string(h.name), std::move(h.value));
         }
-        return std::nullopt;
+        return out;
     }
     metrics.rate_limited.with({scope}).inc();
-    auto response = error_response(429, "rate_limited", "too many requests; retry later");
-    for (auto& h : rate_limit_headers(decision)) {
-        response.headers.emplace_back(std::string(h.name), std::move(h.value));
+    out.refused = error_response(429, "rate_limited", "too many requests; retry later");
+    for (auto& h : rate_limit_headers(d.decision)) {
+        out.refused->headers.emplace_back(std::string(h.name), std::move(h.value));
     }
-    return response;
+    return out;
+}
+
+std::optional<std::string> service_state::degraded_reason() const {
+    if (cluster && !cluster->healthy()) {
+        return std::string("redis unreachable: rate limits per worker, wake-ups by polling");
+    }
+    return std::nullopt;
+}
+
+void service_state::on_heartbeat(const store::agent& agent, store::time_point now) {
+    if (cluster) {
+        cluster->on_heartbeat(agent.id, now);
+    }
+}
+
+void service_state::on_unclaimed(std::string_view queue) {
+    if (cluster) {
+        cluster->on_unclaimed(queue);
+    }
+}
+
+void service_state::on_notice_elsewhere(std::string_view agent_id) {
+    if (cluster) {
+        cluster->on_notice_elsewhere(agent_id);
+    }
 }
 
 std::optional<http_response> service_state::require(const http_request& request,

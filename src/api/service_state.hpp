@@ -14,6 +14,7 @@
 #include "pm_agent/api/errors.hpp"
 #include "pm_agent/api/query.hpp"
 #include "pm_agent/api/rate_limit.hpp"
+#include "pm_agent/api/shared_rate_limit.hpp"
 #include "pm_agent/api/router.hpp"
 #include "pm_agent/config/cidr.hpp"
 #include "pm_agent/config/config.hpp"
@@ -22,9 +23,27 @@
 #include "pm_agent/metrics/registry.hpp"
 #include "pm_agent/store/result.hpp"
 
+namespace boost::asio {
+class io_context;
+}
+namespace pm_agent::redis {
+class client;
+}
+
 namespace pm_agent::api {
 
 class agent_ws_session;
+class cluster_link;
+
+/// Which limit a request is held to.
+enum class limit_kind { submit, agent };
+
+/// A rate-limit decision as the route sees it: the response to send instead when refused, and
+/// the RateLimit-* headers to add when allowed.
+struct limit_answer {
+    std::optional<http_response> refused;
+    std::vector<std::pair<std::string, std::string>> headers;
+};
 
 /// Hash of a token digest (already uniformly distributed: the first bytes suffice).
 struct digest_hash {
@@ -52,11 +71,17 @@ struct service_metrics {
 
 /// Everything the route handlers share. One per worker; loop thread only.
 struct service_state : core::engine_observer {
+    /// With `redis` (and the loop `ioc`), rate limits are shared and workers coordinate
+    /// through it (cluster_link).
     service_state(const config::config& cfg, metrics::registry& registry, transport_state& state,
-                  std::unique_ptr<store::store> st, std::string store_name);
+                  std::unique_ptr<store::store> st, std::string store_name,
+                  redis::client* redis = nullptr, boost::asio::io_context* ioc = nullptr);
     ~service_state() override;
 
     void on_dispatched(std::chrono::nanoseconds latency) override;
+    void on_heartbeat(const store::agent& agent, store::time_point now) override;
+    void on_unclaimed(std::string_view queue) override;
+    void on_notice_elsewhere(std::string_view agent_id) override;
 
     const config::config& cfg;
     metrics::registry& registry;
@@ -71,6 +96,10 @@ struct service_state : core::engine_observer {
     local_rate_limiter agent_limiter;
     service_metrics metrics;
     std::string worker_id;  ///< "host:pid"
+    /// Redis-backed limits and the link to the other workers; null without Redis.
+    std::unique_ptr<shared_rate_limiter> shared_submit_limiter;
+    std::unique_ptr<shared_rate_limiter> shared_agent_limiter;
+    std::unique_ptr<cluster_link> cluster;
     std::chrono::steady_clock::time_point started;
     /// Agent token digest -> agent id, so a task operation (whose body names no agent) knows
     /// which agent is calling. Filled at registration; entries are verified by the engine.
@@ -98,9 +127,28 @@ struct service_state : core::engine_observer {
     /// Copies engine counters and gauges into the registry (called before a scrape).
     void sync_metrics();
 
-    /// Rate-limit check; on denial, the 429 to send.
-    std::optional<http_response> limit(rate_limiter& limiter, std::string_view scope,
-                                       std::string_view key, http_response* allowed_headers);
+    /// Rate-limit check of `key` under `kind`'s limit: then(limit_answer) is called once,
+    /// inline for the local limiter, from the loop after a round trip for the shared one.
+    /// `scope` labels pm_agent_rate_limited_total (a string literal).
+    template <class Then>
+    void limit(limit_kind kind, std::string_view scope, std::string_view key, Then&& then) {
+        shared_rate_limiter* shared = kind == limit_kind::submit ? shared_submit_limiter.get()
+                                                                 : shared_agent_limiter.get();
+        if (shared == nullptr) {
+            local_rate_limiter& local =
+                kind == limit_kind::submit ? submit_limiter : agent_limiter;
+            then(answer_limit(shared_decision{local.check(key, std::chrono::steady_clock::now())},
+                              scope));
+            return;
+        }
+        shared->check(key, [this, scope, then = std::forward<Then>(then)](
+                               shared_decision d) mutable { then(answer_limit(d, scope)); });
+    }
+    /// The answer for a decision: 429 (or 503 when policy "closed" could not decide).
+    limit_answer answer_limit(const shared_decision& d, std::string_view scope);
+
+    /// /ready's degraded reason (Redis configured and not usable); nullopt when all is well.
+    std::optional<std::string> degraded_reason() const;
 
     /// A route's 401/403 for a configured token kind; nullopt when allowed.
     std::optional<http_response> require(const http_request& request, token_kind kind) const;

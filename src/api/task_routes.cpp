@@ -127,6 +127,9 @@ void list_tasks(service_state& s, const http_request& request, respond_fn done) 
 }
 
 /// POST /api/v1/tasks/request: the caller's agent id is in the body and must match its token.
+void request_allowed(service_state& s, const std::string& agent_id, std::size_t max_tasks,
+                     double wait_s, std::uint64_t connection_id, respond_fn done);
+
 void request_tasks(service_state& s, http_request&& request, respond_fn done) {
     auto body = parse_object(request.body, false);
     if (!body) {
@@ -171,40 +174,50 @@ void request_tasks(service_state& s, http_request&& request, respond_fn done) {
                 done(error_from(who.err()));
                 return;
             }
-            if (auto refused = s.limit(s.agent_limiter, "request", agent_id, nullptr)) {
-                done(std::move(*refused));
+            s.limit(limit_kind::agent, "request", agent_id,
+                    [&s, agent_id = std::move(agent_id), max_tasks, wait_s, connection_id,
+                     done = std::move(done)](limit_answer a) mutable {
+                        if (a.refused) {
+                            done(std::move(*a.refused));
+                            return;
+                        }
+                        request_allowed(s, agent_id, max_tasks, wait_s, connection_id,
+                                        std::move(done));
+                    });
+        });
+}
+
+void request_allowed(service_state& s, const std::string& agent_id, std::size_t max_tasks,
+                     double wait_s, std::uint64_t connection_id, respond_fn done) {
+    auto slot = std::make_shared<respond_fn>(std::move(done));
+    const auto wait = std::chrono::milliseconds(static_cast<std::int64_t>(wait_s * 1000));
+    const auto id = s.engine.request_tasks(
+        agent_id, max_tasks, wait, service_state::now(),
+        [slot](store::result<std::span<const store::task* const>> r) {
+            if (!*slot) {
                 return;
             }
-            auto slot = std::make_shared<respond_fn>(std::move(done));
-            const auto wait = std::chrono::milliseconds(static_cast<std::int64_t>(wait_s * 1000));
-            const auto id = s.engine.request_tasks(
-                agent_id, max_tasks, wait, service_state::now(),
-                [slot](store::result<std::span<const store::task* const>> r) {
-                    if (!*slot) {
-                        return;
-                    }
-                    auto reply = std::move(*slot);
-                    *slot = nullptr;
-                    if (!r) {
-                        reply(error_from(r.err()));
-                        return;
-                    }
-                    std::string out = R"({"tasks":[)";
-                    bool first = true;
-                    for (const auto* task : *r) {
-                        if (!first) {
-                            out.push_back(',');
-                        }
-                        first = false;
-                        append_task_json(out, *task);
-                    }
-                    out += "]}";
-                    reply(json_response(200, std::move(out)));
-                });
-            if (*slot) {
-                s.long_polls[connection_id] = service_state::long_poll{id, std::move(slot)};
+            auto reply = std::move(*slot);
+            *slot = nullptr;
+            if (!r) {
+                reply(error_from(r.err()));
+                return;
             }
+            std::string out = R"({"tasks":[)";
+            bool first = true;
+            for (const auto* task : *r) {
+                if (!first) {
+                    out.push_back(',');
+                }
+                first = false;
+                append_task_json(out, *task);
+            }
+            out += "]}";
+            reply(json_response(200, std::move(out)));
         });
+    if (*slot) {
+        s.long_polls[connection_id] = service_state::long_poll{id, std::move(slot)};
+    }
 }
 
 /// start / progress / complete / fail by the agent holding the task's lease.
@@ -300,24 +313,27 @@ void handle_task_route(service_state& s, const route_match& match, http_request&
             const auto token = bearer_token(request.authorization);
             const std::string key =
                 token.empty() ? "ip:" + s.client_address(request) : "token:" + std::string(token);
-            http_response headers;
-            if (auto refused = s.limit(s.submit_limiter, "submit", key, &headers)) {
-                done(std::move(*refused));
-                return;
-            }
-            // The limiter's headers ride on the answer, whatever it is.
-            auto with_headers = [headers = std::move(headers.headers),
-                                 done = std::move(done)](http_response&& r) mutable {
-                for (auto& h : headers) {
-                    r.headers.push_back(std::move(h));
-                }
-                done(std::move(r));
-            };
-            if (match.id == route_id::submit_task) {
-                submit_one(s, std::move(request), std::move(with_headers));
-            } else {
-                submit_batch(s, std::move(request), std::move(with_headers));
-            }
+            s.limit(limit_kind::submit, "submit", key,
+                    [&s, batch = match.id == route_id::submit_batch,
+                     request = std::move(request), done = std::move(done)](limit_answer a) mutable {
+                        if (a.refused) {
+                            done(std::move(*a.refused));
+                            return;
+                        }
+                        // The limiter's headers ride on the answer, whatever it is.
+                        auto with_headers = [headers = std::move(a.headers),
+                                             done = std::move(done)](http_response&& r) mutable {
+                            for (auto& h : headers) {
+                                r.headers.push_back(std::move(h));
+                            }
+                            done(std::move(r));
+                        };
+                        if (batch) {
+                            submit_batch(s, std::move(request), std::move(with_headers));
+                        } else {
+                            submit_one(s, std::move(request), std::move(with_headers));
+                        }
+                    });
             return;
         }
         case route_id::get_task:

@@ -16,15 +16,24 @@ class registry;
 namespace pm_agent::store {
 class store;
 }
+namespace pm_agent::redis {
+class client;
+}
+namespace boost::asio {
+class io_context;
+}
 
 namespace pm_agent::api {
 
 class service final : public application {
   public:
     /// `st` is the worker's store ("memory" when null: one is made here); `store_name` names it
-    /// in logs and /api/v1/stats.
+    /// in logs and /api/v1/stats. With `redis` (and the worker's loop `ioc`; both must outlive
+    /// the service) rate limits are shared between workers and they exchange wake-ups, cancel
+    /// notices and presence through it.
     service(const config::config& cfg, metrics::registry& registry, transport_state& state,
-            std::unique_ptr<store::store> st = nullptr, std::string store_name = "memory");
+            std::unique_ptr<store::store> st = nullptr, std::string store_name = "memory",
+            redis::client* redis = nullptr, boost::asio::io_context* ioc = nullptr);
     ~service() override;
 
     void handle(http_request&& request, respond_fn done) override;

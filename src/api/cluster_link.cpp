@@ -1,0 +1,200 @@
+// Wake-ups, cancel notices and presence between workers over Redis (see cluster_link.hpp).
+#include "api/cluster_link.hpp"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+
+#include <spdlog/spdlog.h>
+
+#include "pm_agent/metrics/registry.hpp"
+#include "pm_agent/redis/client.hpp"
+
+namespace pm_agent::api {
+namespace {
+
+constexpr std::string_view k_presence_prefix = "pm:presence:";
+
+/// "<worker>\n<name>": the sender, so that a worker ignores its own messages.
+std::string message(std::string_view worker, std::string_view name) {
+    std::string out;
+    out.reserve(worker.size() + 1 + name.size());
+    out.append(worker).push_back('\n');
+    out.append(name);
+    return out;
+}
+
+std::optional<std::int64_t> read_millis(const redis::reply& r) {
+    if (r.kind != redis::reply::type::string) {
+        return std::nullopt;
+    }
+    std::int64_t ms = 0;
+    std::size_t i = 0;
+    for (; i < r.str.size() && r.str[i] >= '0' && r.str[i] <= '9'; ++i) {
+        ms = ms * 10 + (r.str[i] - '0');
+    }
+    if (i == 0) {
+        return std::nullopt;
+    }
+    return ms;
+}
+
+}  // namespace
+
+cluster_link::cluster_link(boost::asio::io_context& ioc, redis::client& redis,
+                           core::engine& engine, std::string worker_id,
+                           std::chrono::seconds presence_ttl, metrics::registry& registry)
+    : ioc_(ioc),
+      redis_(redis),
+      engine_(engine),
+      worker_id_(std::move(worker_id)),
+      ttl_seconds_(std::to_string(std::max<std::int64_t>(presence_ttl.count(), 1))),
+      alive_(std::make_shared<bool>(true)),
+      published_(registry
+                     .counter("pm_agent_cluster_messages_published_total",
+                              "Wake-ups and cancel notices published to other workers.")
+                     .get()),
+      received_(registry
+                    .counter("pm_agent_cluster_messages_received_total",
+                             "Wake-ups and cancel notices received from other workers.")
+                    .get()) {}
+
+cluster_link::~cluster_link() {
+    *alive_ = false;
+}
+
+void cluster_link::start() {
+    redis_.subscribe(
+        {std::string(k_wake_channel), std::string(k_notice_channel)},
+        [this, alive = alive_](std::string_view channel, std::string_view payload) {
+            if (*alive) {
+                on_message(channel, payload);
+            }
+        },
+        [] { spdlog::info("event=redis_subscribed channels=\"pm:wake pm:notice\""); });
+}
+
+bool cluster_link::healthy() const {
+    return redis_.healthy() && redis_.status().subscribed;
+}
+
+void cluster_link::on_unclaimed(std::string_view queue) {
+    if (wake_queues_.find(queue) == wake_queues_.end()) {
+        wake_queues_.emplace(queue);
+    }
+    schedule_flush();
+}
+
+void cluster_link::on_notice_elsewhere(std::string_view agent_id) {
+    if (notice_agents_.find(agent_id) == notice_agents_.end()) {
+        notice_agents_.emplace(agent_id);
+    }
+    schedule_flush();
+}
+
+void cluster_link::on_heartbeat(std::string_view agent_id,
+                                std::chrono::system_clock::time_point at) {
+    const auto ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(at.time_since_epoch()).count();
+    presence_[std::string(agent_id)] = ms;
+    schedule_flush();
+}
+
+void cluster_link::forget(std::string_view agent_id) {
+    presence_.erase(std::string(agent_id));
+    if (redis_.healthy()) {
+        redis_.command({"DEL", std::string(k_presence_prefix).append(agent_id)},
+                       [](std::optional<redis::reply>) {});
+    }
+}
+
+void cluster_link::schedule_flush() {
+    if (flush_scheduled_) {
+        return;
+    }
+    flush_scheduled_ = true;
+    boost::asio::post(ioc_, [this, alive = alive_] {
+        if (*alive) {
+            flush();
+        }
+    });
+}
+
+void cluster_link::flush() {
+    flush_scheduled_ = false;
+    if (!redis_.healthy()) {
+        // Nothing is queued up for later: the claim poll and the agents' heartbeats carry what
+        // the messages would have, and presence is refreshed by the next heartbeat.
+        wake_queues_.clear();
+        notice_agents_.clear();
+        presence_.clear();
+        return;
+    }
+    auto ignore = [](std::optional<redis::reply>) {};
+    for (const std::string& queue : wake_queues_) {
+        redis_.command({"PUBLISH", std::string(k_wake_channel), message(worker_id_, queue)},
+                       ignore);
+        published_.inc();
+    }
+    for (const std::string& agent : notice_agents_) {
+        redis_.command({"PUBLISH", std::string(k_notice_channel), message(worker_id_, agent)},
+                       ignore);
+        published_.inc();
+    }
+    for (const auto& [agent, ms] : presence_) {
+        redis_.command({"SET", std::string(k_presence_prefix).append(agent),
+                        std::to_string(ms) + " " + worker_id_, "EX", ttl_seconds_},
+                       ignore);
+    }
+    wake_queues_.clear();
+    notice_agents_.clear();
+    presence_.clear();
+}
+
+void cluster_link::on_message(std::string_view channel, std::string_view payload) {
+    const auto newline = payload.find('\n');
+    if (newline == std::string_view::npos) {
+        return;  // not ours
+    }
+    if (payload.substr(0, newline) == worker_id_) {
+        return;
+    }
+    const std::string_view name = payload.substr(newline + 1);
+    received_.inc();
+    const auto now = store::clock::now();
+    if (channel == k_wake_channel) {
+        engine_.offer(name, now);
+    } else if (channel == k_notice_channel) {
+        engine_.deliver_notices(name, now);
+    }
+}
+
+void cluster_link::last_heartbeats(
+    std::vector<std::string> agent_ids,
+    store::unique_function<void(std::vector<std::optional<std::int64_t>>)> done) {
+    const std::size_t n = agent_ids.size();
+    if (n == 0 || !redis_.healthy()) {
+        boost::asio::post(ioc_, [n, done = std::move(done)]() mutable {
+            done(std::vector<std::optional<std::int64_t>>(n));
+        });
+        return;
+    }
+    std::vector<std::string> args;
+    args.reserve(n + 1);
+    args.emplace_back("MGET");
+    for (std::string& id : agent_ids) {
+        args.push_back(std::string(k_presence_prefix).append(id));
+    }
+    redis_.command(std::move(args),
+                   [n, done = std::move(done)](std::optional<redis::reply> r) mutable {
+                       std::vector<std::optional<std::int64_t>> out(n);
+                       if (r && r->kind == redis::reply::type::array &&
+                           r->elements.size() == n) {
+                           for (std::size_t i = 0; i < n; ++i) {
+                               out[i] = read_millis(r->elements[i]);
+                           }
+                       }
+                       done(std::move(out));
+                   });
+}
+
+}  // namespace pm_agent::api

@@ -1,0 +1,91 @@
+#pragma once
+// Private to src/api: what makes N workers on one database act as one server through Redis
+// (DESIGN.md §2 Redis). It carries three things between workers:
+// - wake-ups: a task became pending on a queue no consumer here could take -> PUBLISH
+//   pm:wake; every other worker offers the queue to its free consumers at once (instead of at
+//   its next claim poll, database.poll_interval_ms, which stays as the fallback);
+// - cancel notices: a task was taken from an agent connected elsewhere -> PUBLISH pm:notice;
+//   the worker holding the agent's WebSocket takes the notice and pushes `cancel`;
+// - presence: each heartbeat -> SET pm:presence:<agent> "<unix ms> <worker>" EX redis.ttl, so
+//   the exact heartbeat age is known without a PostgreSQL write per heartbeat.
+// Everything is collected during a loop turn and sent once at its end (one PUBLISH per queue
+// or agent per turn, however many tasks), and messages from this worker itself are ignored.
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "pm_agent/core/engine.hpp"
+#include "pm_agent/store/unique_function.hpp"
+
+namespace boost::asio {
+class io_context;
+}
+namespace pm_agent::redis {
+class client;
+}
+namespace pm_agent::metrics {
+class registry;
+class counter;
+}
+
+namespace pm_agent::api {
+
+inline constexpr std::string_view k_wake_channel = "pm:wake";
+inline constexpr std::string_view k_notice_channel = "pm:notice";
+
+class cluster_link {
+  public:
+    /// `ioc`, `redis`, `engine` and `registry` must outlive the link.
+    cluster_link(boost::asio::io_context& ioc, redis::client& redis, core::engine& engine,
+                 std::string worker_id, std::chrono::seconds presence_ttl,
+                 metrics::registry& registry);
+    ~cluster_link();
+    cluster_link(const cluster_link&) = delete;
+    cluster_link& operator=(const cluster_link&) = delete;
+
+    /// Subscribes to the channels (the client reconnects and resubscribes by itself).
+    void start();
+
+    // Engine events (engine_observer, forwarded by the service).
+    void on_unclaimed(std::string_view queue);
+    void on_notice_elsewhere(std::string_view agent_id);
+    void on_heartbeat(std::string_view agent_id, std::chrono::system_clock::time_point at);
+    /// The agent is gone: its presence key is deleted.
+    void forget(std::string_view agent_id);
+
+    /// The last heartbeats Redis knows for these agents (unix ms; nullopt: no key, or Redis
+    /// did not answer). `done` is called once, from the loop.
+    void last_heartbeats(std::vector<std::string> agent_ids,
+                         store::unique_function<void(std::vector<std::optional<std::int64_t>>)>
+                             done);
+
+    /// Redis can carry wake-ups now (connected and subscribed); false: /ready says degraded.
+    bool healthy() const;
+
+  private:
+    void schedule_flush();
+    void flush();
+    void on_message(std::string_view channel, std::string_view payload);
+
+    boost::asio::io_context& ioc_;
+    redis::client& redis_;
+    core::engine& engine_;
+    std::string worker_id_;
+    std::string ttl_seconds_;
+    std::set<std::string, std::less<>> wake_queues_;
+    std::set<std::string, std::less<>> notice_agents_;
+    std::unordered_map<std::string, std::int64_t> presence_;  // agent -> unix ms
+    bool flush_scheduled_ = false;
+    std::shared_ptr<bool> alive_;
+    metrics::counter& published_;
+    metrics::counter& received_;
+};
+
+}  // namespace pm_agent::api
