@@ -77,6 +77,8 @@ void engine::impl::serve(agent_state& a, time_point now) {
     }
     // Out of the index while claiming: a consumer is never picked twice for one claim.
     a.claiming = true;
+    a.claim_requested = n;
+    a.claim_epoch = missed_offers_;
     update_activity(a);
     store_.claim(a.id, n, now, [this, ap = &a, now](store::result<store::claim_outcome> r) {
         on_claimed(ap, now, std::move(r));
@@ -133,6 +135,9 @@ void engine::impl::on_claimed(agent_state* ap, time_point now,
     clamp_credit(a);
     expired = take_expired_waiters(a, now);
     update_activity(a);
+    if (!sink_lost && missed_offers_ != a.claim_epoch && tasks.size() < a.claim_requested) {
+        serve(a, now);
+    }
     // User code runs last, when the engine's state is consistent again.
     for (answer& ans : answers) {
         ans.first(ans.second);
@@ -146,12 +151,16 @@ void engine::impl::dispatch_pending(std::string_view queue, std::span<const std:
                                     time_point now) {
     if (dispatcher::entry* e = dispatcher_.pick(queue, caps)) {
         serve(*static_cast<agent_state*>(e->owner()), now);
-    } else if (observer_ != nullptr) {
-        observer_->on_unclaimed(queue);
+    } else {
+        ++missed_offers_;
+        if (observer_ != nullptr) {
+            observer_->on_unclaimed(queue);
+        }
     }
 }
 
 void engine::impl::offer_queue(std::string_view queue, time_point now) {
+    ++missed_offers_;  // consumers claiming right now did not see these tasks
     // Stop when the rotation comes back to a consumer served in this round: with a store that
     // answers inline it is available again at once.
     boost::container::small_vector<dispatcher::entry*, 8> served;
