@@ -8,6 +8,8 @@
 #                             heartbeat latency, on the engine and on the baseline
 #   benchmarks/run.sh health  GET /health vs nginx (benchmarks/health_vs_nginx.sh)
 #   benchmarks/run.sh pg      PostgreSQL store (durable) vs the SQL floor (benchmarks/pg.sh)
+#   benchmarks/run.sh workers 1 vs 2 workers behind nginx on PostgreSQL + Redis, with the CPU
+#                             share of each part (benchmarks/workers.sh)
 #   benchmarks/run.sh selftest [BUILD_DIR]
 #                             short runs that check the tools themselves (no build, no results
 #                             file): clean runs pass, injected lost and duplicated tasks are caught
@@ -27,10 +29,13 @@ fi
 if [ "$scenario" = pg ]; then
   exec benchmarks/pg.sh "$(scripts/build.sh release)"
 fi
+if [ "$scenario" = workers ]; then
+  exec benchmarks/workers.sh "$(scripts/build.sh release)"
+fi
 case "$scenario" in
   e2e | idle) dir=$(scripts/build.sh release) ;;
   selftest) dir=${2:-build} ;;
-  *) echo "usage: benchmarks/run.sh [e2e | idle [agents] | health [args] | pg | selftest [build dir]]" >&2
+  *) echo "usage: benchmarks/run.sh [e2e | idle [agents] | health [args] | pg | workers | selftest [build dir]]" >&2
     exit 2 ;;
 esac
 

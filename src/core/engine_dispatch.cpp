@@ -77,7 +77,6 @@ void engine::impl::serve(agent_state& a, time_point now) {
     }
     // Out of the index while claiming: a consumer is never picked twice for one claim.
     a.claiming = true;
-    a.claim_requested = n;
     a.claim_epoch = missed_offers_;
     update_activity(a);
     store_.claim(a.id, n, now, [this, ap = &a, now](store::result<store::claim_outcome> r) {
@@ -135,7 +134,7 @@ void engine::impl::on_claimed(agent_state* ap, time_point now,
     clamp_credit(a);
     expired = take_expired_waiters(a, now);
     update_activity(a);
-    if (!sink_lost && missed_offers_ != a.claim_epoch && tasks.size() < a.claim_requested) {
+    if (!sink_lost && missed_offers_ != a.claim_epoch && tasks.empty()) {
         serve(a, now);
     }
     // User code runs last, when the engine's state is consistent again.

@@ -49,8 +49,7 @@ struct agent_state {
     std::uint64_t waiting_demand = 0;  // sum of max_tasks over waiters
     bool claiming = false;             // a claim is in flight: not a consumer until it completes
     bool doomed = false;               // to be destroyed when the claim in flight completes
-    // For the claim in flight: how many it asked for, and missed_offers_ when it started.
-    std::uint64_t claim_requested = 0;
+    // missed_offers_ when the claim in flight started.
     std::uint64_t claim_epoch = 0;
     // Cancels pushed to this connection whose store notices a heartbeat has not taken yet:
     // the heartbeat then skips them, so each cancel reaches the agent once. Bounded (oldest
@@ -123,7 +122,7 @@ struct engine::impl {
     engine_observer* observer_ = nullptr;
     // Counts offers and pending tasks that found no free consumer. A claim that was in flight
     // meanwhile may have missed those tasks (its snapshot was older), so when it comes back
-    // short it claims once more instead of idling until the next poll.
+    // empty it claims once more instead of idling until the next poll.
     std::uint64_t missed_offers_ = 0;
     std::size_t attached_ = 0;
     store::unique_function<void(time_point)> timer_hook_;
