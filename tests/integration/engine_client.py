@@ -1,6 +1,7 @@
 """Client-side helpers for the engine integration tests: a WebSocket agent (asyncio +
 websockets), REST agent registration and task submission, all strictly over the wire."""
 import asyncio
+import collections
 import json
 import time
 import unittest
@@ -266,3 +267,35 @@ class EngineWsTest(unittest.TestCase):
     def setUp(self):
         self.server = Server(config=self.config)
         self.addCleanup(self.server.stop)
+
+
+class Fleet:
+    """What the agents saw: every task pushed to them, every ack, anything unexpected."""
+
+    def __init__(self):
+        self.received = collections.defaultdict(list)  # task id -> [agent name per push]
+        self.acks = collections.defaultdict(list)      # task id -> [ack status]
+        self.unexpected = []
+        self.agent_ids = {}                            # agent name -> agent id
+
+    async def run_agent(self, agent, name, stop, slots):
+        """Grants `slots`, completes every task pushed, records it, until `stop` is set."""
+        await agent.ready(slots)
+        while not stop.is_set():
+            try:
+                msg = await asyncio.wait_for(agent.messages.get(), 0.5)
+            except asyncio.TimeoutError:
+                continue
+            kind = msg.get("type")
+            if kind == "task":
+                task = msg["task"]
+                self.received[task["id"]].append(name)
+                await agent.complete(task["id"], {"task_id": task["id"], "agent": name})
+            elif kind == "ack":
+                self.acks[msg["task_id"]].append(msg.get("status"))
+            elif kind == CLOSED:
+                if not stop.is_set():
+                    self.unexpected.append((name, msg))
+                return
+            else:
+                self.unexpected.append((name, msg))

@@ -7,7 +7,7 @@ import collections
 import time
 import unittest
 
-from engine_client import CLOSED, run, ws_agent
+from engine_client import Fleet, run, ws_agent
 from pg_harness import (NO_RATE_LIMIT, KeepAlive, PgCluster, get_all_tasks, parallel,
                         pg_server, stats, wait_for)
 
@@ -26,37 +26,6 @@ def setUpModule():
 
 def tearDownModule():
     cluster.stop()
-
-
-class Fleet:
-    """What the agents saw: every task pushed to them, every ack, anything unexpected."""
-
-    def __init__(self):
-        self.received = collections.defaultdict(list)  # task id -> [agent name per push]
-        self.acks = collections.defaultdict(list)      # task id -> [ack status]
-        self.unexpected = []
-        self.agent_ids = {}                            # agent name -> agent id
-
-    async def run_agent(self, agent, name, stop):
-        await agent.ready(SLOTS)
-        while not stop.is_set():
-            try:
-                msg = await asyncio.wait_for(agent.messages.get(), 0.5)
-            except asyncio.TimeoutError:
-                continue
-            kind = msg.get("type")
-            if kind == "task":
-                task = msg["task"]
-                self.received[task["id"]].append(name)
-                await agent.complete(task["id"], {"task_id": task["id"], "agent": name})
-            elif kind == "ack":
-                self.acks[msg["task_id"]].append(msg.get("status"))
-            elif kind == CLOSED:
-                if not stop.is_set():
-                    self.unexpected.append((name, msg))
-                return
-            else:
-                self.unexpected.append((name, msg))
 
 
 class TwoServers(unittest.TestCase):
@@ -97,7 +66,7 @@ class TwoServers(unittest.TestCase):
                                            max_concurrency=SLOTS)
                     fleet.agent_ids[name] = agent.agent_id
                     agents.append(agent)
-                    loops.append(asyncio.create_task(fleet.run_agent(agent, name, stop)))
+                    loops.append(asyncio.create_task(fleet.run_agent(agent, name, stop, SLOTS)))
             started = time.monotonic()
             await asyncio.to_thread(submit_all)
             submit_s = time.monotonic() - started

@@ -8,7 +8,7 @@ import collections
 import time
 import unittest
 
-from engine_client import CLOSED, next_task, run, ws_agent
+from engine_client import Fleet, next_task, run, ws_agent
 from pg_harness import NO_RATE_LIMIT, KeepAlive, get_all_tasks, parallel
 from stack_harness import Stack
 
@@ -35,28 +35,7 @@ def ws_connections(endpoint):
 
 class ThroughNginx(unittest.TestCase):
     def test_2000_tasks_agents_on_both_workers_each_task_once(self):
-        received = collections.defaultdict(list)
-        acks = collections.defaultdict(list)
-        unexpected = []
-
-        async def agent_loop(agent, name, stop):
-            await agent.ready(SLOTS)
-            while not stop.is_set():
-                try:
-                    msg = await asyncio.wait_for(agent.messages.get(), 0.5)
-                except asyncio.TimeoutError:
-                    continue
-                if msg.get("type") == "task":
-                    received[msg["task"]["id"]].append(name)
-                    await agent.complete(msg["task"]["id"], {"by": name})
-                elif msg.get("type") == "ack":
-                    acks[msg["task_id"]].append(msg.get("status"))
-                elif msg.get("type") == CLOSED:
-                    if not stop.is_set():
-                        unexpected.append((name, msg))
-                    return
-                else:
-                    unexpected.append((name, msg))
+        fleet = Fleet()
 
         submitted = [None] * TASKS
 
@@ -78,12 +57,13 @@ class ThroughNginx(unittest.TestCase):
             agents = [await ws_agent(stack.nginx, f"a{i}", queues=["fleet"],
                                      max_concurrency=SLOTS) for i in range(AGENTS)]
             split = [ws_connections(w) for w in stack.workers]
-            loops = [asyncio.create_task(agent_loop(a, f"a{i}", stop))
+            loops = [asyncio.create_task(fleet.run_agent(a, f"a{i}", stop, SLOTS))
                      for i, a in enumerate(agents)]
             await asyncio.to_thread(submit_all)
             accepted = {b["task_id"] for s, b in submitted if s == 202}
             deadline = time.monotonic() + 60
-            while time.monotonic() < deadline and not accepted <= acks.keys() and not unexpected:
+            while (time.monotonic() < deadline and not accepted <= fleet.acks.keys()
+                   and not fleet.unexpected):
                 await asyncio.sleep(0.1)
             await asyncio.sleep(1.0)  # a second delivery would show up here
             stop.set()
@@ -97,12 +77,12 @@ class ThroughNginx(unittest.TestCase):
         self.assertTrue(all(n > 0 for n in split), f"agents per worker: {split}")
         self.assertEqual(collections.Counter(s for s, _ in submitted), {202: TASKS})
         ids = [b["task_id"] for _, b in submitted]
-        self.assertEqual(unexpected, [])
-        never = [t for t in ids if t not in received]
+        self.assertEqual(fleet.unexpected, [])
+        never = [t for t in ids if t not in fleet.received]
         self.assertEqual(never, [], f"{len(never)} never delivered\n{stack.logs()}")
-        twice = {t: n for t, n in received.items() if len(n) != 1}
+        twice = {t: n for t, n in fleet.received.items() if len(n) != 1}
         self.assertEqual(twice, {}, "delivered more than once")
-        self.assertEqual({t: a for t, a in acks.items() if a != ["succeeded"]}, {})
+        self.assertEqual({t: a for t, a in fleet.acks.items() if a != ["succeeded"]}, {})
         answers = get_all_tasks([stack.nginx], ids[:200], 4)[0]
         self.assertEqual({b["status"] for _, b in answers.values()}, {"succeeded"})
 

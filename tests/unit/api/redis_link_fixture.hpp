@@ -12,6 +12,7 @@
 #include <string>
 
 #include "pm_agent/metrics/registry.hpp"
+#include "unit/loop_until.hpp"
 #include "pm_agent/redis/client.hpp"
 
 namespace pm_agent::api::testing {
@@ -29,15 +30,7 @@ class redis_link_test : public ::testing::Test {
     /// Runs the loop until pred() holds or `limit` passes; false on timeout.
     template <class Pred>
     bool run_until(Pred pred, std::chrono::milliseconds limit = std::chrono::seconds(5)) {
-        const auto deadline = std::chrono::steady_clock::now() + limit;
-        while (!pred()) {
-            if (std::chrono::steady_clock::now() >= deadline) {
-                return false;
-            }
-            ioc_.restart();
-            ioc_.run_one_for(std::chrono::milliseconds(10));
-        }
-        return true;
+        return pm_agent::testing::run_loop_until(ioc_, pred, limit);
     }
 
     /// A started client on `url` (the test server by default), connected unless `url` is

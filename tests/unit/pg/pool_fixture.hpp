@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "pm_agent/metrics/registry.hpp"
+#include "unit/loop_until.hpp"
 #include "pm_agent/pg/pool.hpp"
 
 namespace pm_agent::pg::testing {
@@ -40,15 +41,7 @@ class pool_test : public ::testing::Test {
     /// Runs the loop until pred() holds or `limit` passes; false on timeout.
     template <class Pred>
     bool run_until(Pred pred, std::chrono::milliseconds limit = std::chrono::seconds(10)) {
-        const auto deadline = std::chrono::steady_clock::now() + limit;
-        while (!pred()) {
-            if (std::chrono::steady_clock::now() >= deadline) {
-                return false;
-            }
-            ioc_.restart();
-            ioc_.run_one_for(std::chrono::milliseconds(10));
-        }
-        return true;
+        return pm_agent::testing::run_loop_until(ioc_, pred, limit);
     }
 
     /// Starts a pool and waits until it has a usable connection.
