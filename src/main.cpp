@@ -165,6 +165,12 @@ int serve(const pm_agent::config::config& cfg) {
         std::cerr << "pm-agent-server: refusing to start: " << *violation << "\n";
         return k_exit_config_error;
     }
+    if (cfg.redis.url) {
+        if (auto error = pm_agent::redis::url_error(*cfg.redis.url); !error.empty()) {
+            std::cerr << "pm-agent-server: configuration error: " << error << "\n";
+            return k_exit_config_error;
+        }
+    }
     if (cfg.server.workers <= 1) {
         return serve_worker(cfg, {});
     }

@@ -19,7 +19,11 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <cctype>
+#include <cstddef>
 #include <deque>
+#include <iterator>
 #include <random>
 #include <stdexcept>
 
@@ -33,6 +37,20 @@ namespace asio = boost::asio;
 using steady = std::chrono::steady_clock;
 
 namespace {
+
+/// Commands that turn a connection into a push channel: hiredis would then route their replies
+/// through its pub/sub tables (a command connection's FIFO of callbacks breaks, and hiredis 0.14
+/// asserts on pushes it cannot place). Pub/sub goes through client::subscribe() only.
+bool is_push_command(std::string_view name) {
+    constexpr std::string_view k_push[] = {"subscribe",   "psubscribe",   "ssubscribe", "unsubscribe",
+                                           "punsubscribe", "sunsubscribe", "monitor"};
+    return std::any_of(std::begin(k_push), std::end(k_push), [&](std::string_view push) {
+        return name.size() == push.size() &&
+               std::equal(name.begin(), name.end(), push.begin(), [](char a, char b) {
+                   return std::tolower(static_cast<unsigned char>(a)) == b;
+               });
+    });
+}
 
 reply copy_reply(const redisReply& r) {
     reply out;
@@ -137,6 +155,18 @@ struct client::impl {
     class connection;
 
     void update_gauges();
+    /// Answers an error reply from the loop, later: a command this client never sends.
+    void refuse_later(reply_callback done, std::string why) {
+        error_reply.inc();
+        reply r;
+        r.kind = reply::type::error;
+        r.str = std::move(why);
+        asio::post(ioc, [alive = alive, done = std::move(done), r = std::move(r)]() mutable {
+            if (*alive) {
+                done(std::move(r));
+            }
+        });
+    }
     /// Answers nullopt from the loop, later (not if the client is gone by then).
     void fail_later(reply_callback done, metrics::counter& why) {
         why.inc();
@@ -183,6 +213,9 @@ class client::impl::connection {
           retry_(owner.ioc), deadline_(owner.ioc), resolver_(owner.ioc) {}
 
     ~connection() {
+        // Handlers already queued with success (a fired timer, a finished resolve) check this
+        // before touching the connection: cancel() cannot reach them any more.
+        *alive_ = false;
         destroying_ = true;
         retry_.cancel();
         deadline_.cancel();
@@ -194,6 +227,10 @@ class client::impl::connection {
         if (ac_ != nullptr) {
             redisAsyncContext* ac = ac_;
             ac_ = nullptr;
+            // Freed from inside one of its reply callbacks (the client destroyed there), hiredis
+            // only frees the context once that callback returns, and then calls on_disconnect:
+            // by then this object is gone, so the context must no longer point to it.
+            ac->data = nullptr;
             redisAsyncFree(ac);
         }
     }
@@ -248,8 +285,9 @@ class client::impl::connection {
         }
         resolver_.async_resolve(
             owner_.endpoint.host, std::to_string(owner_.endpoint.port),
-            [this](boost::system::error_code rec, asio::ip::tcp::resolver::results_type results) {
-                if (rec == asio::error::operation_aborted || destroying_) {
+            [this, alive = alive_](boost::system::error_code rec,
+                                   asio::ip::tcp::resolver::results_type results) {
+                if (!*alive || rec == asio::error::operation_aborted || destroying_) {
                     return;
                 }
                 if (rec || results.empty()) {
@@ -257,7 +295,11 @@ class client::impl::connection {
                                  owner_.endpoint.host, rec.message());
                     return retry_later();
                 }
-                connect(results.begin()->endpoint().address().to_string());
+                // A name with several addresses (localhost: ::1 and 127.0.0.1) is tried one
+                // address per attempt, in turn, so one that refuses does not block the others.
+                auto chosen = results.begin();
+                std::advance(chosen, static_cast<std::ptrdiff_t>(attempts_ % results.size()));
+                connect(chosen->endpoint().address().to_string());
             });
     }
 
@@ -288,8 +330,8 @@ class client::impl::connection {
         owner_.update_gauges();
         // Connect (and AUTH/SELECT) within the timeout, or start over.
         deadline_.expires_after(owner_.options.timeout);
-        deadline_.async_wait([this](boost::system::error_code ec) {
-            if (!ec && !ready_ && ac_ != nullptr) {
+        deadline_.async_wait([this, alive = alive_](boost::system::error_code ec) {
+            if (!ec && *alive && !ready_ && ac_ != nullptr) {
                 spdlog::warn("event=redis_connect_timeout");
                 drop();
             }
@@ -302,6 +344,9 @@ class client::impl::connection {
 
     static void on_connect(const redisAsyncContext* ac, int status) {
         connection* self = of(ac);
+        if (self == nullptr) {
+            return;
+        }
         if (status != REDIS_OK) {
             // hiredis frees the context when this returns.
             spdlog::warn("event=redis_connect_failed error=\"{}\"", ac->errstr);
@@ -314,7 +359,7 @@ class client::impl::connection {
 
     static void on_disconnect(const redisAsyncContext* ac, int status) {
         connection* self = of(ac);
-        if (self->destroying_ || self->dropping_) {
+        if (self == nullptr || self->destroying_ || self->dropping_) {
             return;
         }
         // hiredis frees the context when this returns; replies in flight were answered NULL.
@@ -450,8 +495,9 @@ class client::impl::connection {
             return;
         }
         deadline_.expires_at(in_flight_.front()->deadline);
-        deadline_.async_wait([this](boost::system::error_code ec) {
-            if (ec || in_flight_.empty() || in_flight_.front()->deadline > steady::now()) {
+        deadline_.async_wait([this, alive = alive_](boost::system::error_code ec) {
+            if (ec || !*alive || in_flight_.empty() ||
+                in_flight_.front()->deadline > steady::now()) {
                 return;
             }
             spdlog::warn("event=redis_timeout in_flight={}", in_flight_.size());
@@ -487,9 +533,10 @@ class client::impl::connection {
             return;
         }
         owner_.reconnects.inc();
+        ++attempts_;
         retry_.expires_after(owner_.backoff(failures_++));
-        retry_.async_wait([this](boost::system::error_code ec) {
-            if (!ec && !destroying_) {
+        retry_.async_wait([this, alive = alive_](boost::system::error_code ec) {
+            if (!ec && *alive && !destroying_) {
                 resolve();
             }
         });
@@ -505,6 +552,7 @@ class client::impl::connection {
     asio::ip::tcp::resolver resolver_;
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
     int failures_ = 0;
+    std::size_t attempts_ = 0;  // connection attempts so far: picks the address to try
     std::uint64_t generation_ = 0;  // contexts made so far: tells answers for an old one apart
     std::size_t setup_left_ = 0;
     std::size_t confirmed_ = 0;
@@ -574,6 +622,15 @@ void client::impl::update_gauges() {
     subscribed_gauge.set(subscriber && subscriber->usable() ? 1 : 0);
 }
 
+std::string url_error(std::string_view url) {
+    try {
+        parse_redis_url(url);
+        return {};
+    } catch (const std::invalid_argument& e) {
+        return e.what();
+    }
+}
+
 client::client(asio::io_context& ioc, client_options options, metrics::registry& registry)
     : impl_(std::make_unique<impl>(ioc, std::move(options), registry)) {}
 
@@ -604,6 +661,14 @@ void client::start() {
 
 void client::command(std::vector<std::string> args, reply_callback done) {
     impl& s = *impl_;
+    // hiredis asserts on an empty command; push commands would break the connection (above).
+    if (args.empty()) {
+        return s.refuse_later(std::move(done), "ERR pm_agent: empty command");
+    }
+    if (is_push_command(args.front())) {
+        return s.refuse_later(std::move(done),
+                              "ERR pm_agent: pub/sub commands go through client::subscribe()");
+    }
     const std::size_t n = s.commands.size();
     for (std::size_t i = 0; i < n; ++i) {
         impl::connection& c = *s.commands[(s.next + i) % n];

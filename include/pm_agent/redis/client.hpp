@@ -73,12 +73,17 @@ struct client_status {
     bool subscribed = false;    ///< the subscriber connection is up and subscribed
 };
 
+/// Why `url` is not a usable redis:// URL ("" when it is), for start-up checks: the message
+/// names the problem, never the password.
+std::string url_error(std::string_view url);
+
 class client {
   public:
     /// Registers the pm_agent_redis_* metrics. `ioc` and `registry` must outlive the client.
     /// Throws std::invalid_argument for a URL it cannot parse.
     client(boost::asio::io_context& ioc, client_options options, metrics::registry& registry);
-    /// Closes every connection; callbacks of commands in flight are dropped uncalled.
+    /// Closes every connection; callbacks of commands in flight are dropped uncalled. May run
+    /// inside a command's reply callback; not inside on_message or on_subscribed.
     ~client();
     client(const client&) = delete;
     client& operator=(const client&) = delete;
@@ -90,7 +95,8 @@ class client {
     /// connected command connection (round-robin); `done` exactly once, from the loop. Fails at
     /// once (still from the loop) with nullopt when no connection is up. A command that times
     /// out gets nullopt and its connection is dropped and reconnected (a late reply is never
-    /// delivered).
+    /// delivered). An empty command, or a pub/sub one (SUBSCRIBE, UNSUBSCRIBE, MONITOR and their
+    /// variants, which would turn the connection into a push channel), gets an error reply.
     void command(std::vector<std::string> args, reply_callback done);
 
     /// Subscribes the subscriber connection to `channels` (once; call before or after start()).
