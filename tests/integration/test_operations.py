@@ -52,6 +52,12 @@ class Cli(unittest.TestCase):
         self.assertEqual(r.returncode, 2)
         self.assertIn("TASK_QUEUE_SIZE", r.stderr)
 
+    def test_unusable_redis_url_is_exit_2_without_the_password(self):
+        r = run_cli(["serve", "--port", "0"], env={"REDIS_URL": "redis://:hunter2@cache:99999"})
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("redis.url", r.stderr)
+        self.assertNotIn("hunter2", r.stderr)
+
     def test_protected_mode_refuses_public_address_without_tokens(self):
         r = run_cli(["serve", "--host", "0.0.0.0", "--port", "0"])
         self.assertEqual(r.returncode, 2)
