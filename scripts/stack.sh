@@ -36,10 +36,11 @@ python=/usr/bin/python3
 
 free_port() { "$python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-wait_http() {  # wait_http URL SECONDS: until it answers 200
+wait_http() {  # wait_http URL SECONDS [PID]: until it answers 200 (or PID is gone)
   local i
   for i in $(seq 1 $(( $2 * 10 ))); do
     if curl -fsS -o /dev/null "$1" 2>/dev/null; then return 0; fi
+    [ -z "${3:-}" ] || kill -0 "$3" 2>/dev/null || return 1
     sleep 0.1
   done
   return 1
@@ -66,6 +67,9 @@ up() {
   [ -x "$binary" ] || die "no server binary at $binary"
   mkdir -p "$dir"
   chmod 755 "$dir"
+  # A failed or interrupted start stops what it started; the logs stay in DIR.
+  trap 'up_failed $?' EXIT
+  trap 'exit 130' INT TERM
   echo "stack: starting PostgreSQL and Redis in $dir" >&2
   scripts/pg_cluster.sh start "$dir/pg" >"$dir/database_url"
   scripts/redis_server.sh start "$dir/redis" >"$dir/redis_url"
@@ -94,7 +98,7 @@ PY
     start_worker "$i" "${ports[$((i - 1))]}"
   done
   for i in $(seq 1 "$workers"); do
-    wait_http "http://127.0.0.1:${ports[$((i - 1))]}/ready" 30 || {
+    wait_http "http://127.0.0.1:${ports[$((i - 1))]}/ready" 30 "$(cat "$dir/worker-$i.pid")" || {
       tail -n 20 "$dir/worker-$i.log" >&2
       die "worker $i did not become ready (log: $dir/worker-$i.log)"
     }
@@ -138,6 +142,7 @@ json.dump({
                  "log": f"{d}/worker-{i}.log"} for i in range(1, n + 1)],
 }, open(f"{d}/stack.json", "w"), indent=2)
 PY
+  trap - EXIT INT TERM
   echo "stack: up: nginx $(cat "$dir/url") over $workers workers; state in $dir" >&2
   cat "$dir/url"
 }
@@ -157,10 +162,7 @@ stop_pid_file() {  # stop_pid_file FILE: TERM, then KILL after 10 s
   rm -f "$1"
 }
 
-down() {
-  [ -d "$dir" ] || return 0
-  [ -f "$dir/config.json" ] || [ -f "$dir/database_url" ] ||
-    die "$dir does not look like a stack directory; not removing it"
+stop_all() {  # nginx, the workers, Redis, PostgreSQL (whatever of them has a pid file / dir)
   stop_pid_file "$dir/nginx/nginx.pid"
   local f
   for f in "$dir"/worker-*.pid; do
@@ -168,6 +170,23 @@ down() {
   done
   scripts/redis_server.sh stop "$dir/redis" >/dev/null 2>&1 || true
   scripts/pg_cluster.sh stop "$dir/pg" >/dev/null 2>&1 || true
+}
+
+up_failed() {  # EXIT trap of up
+  trap - EXIT
+  [ "$1" -ne 0 ] || return 0
+  echo "stack: up failed; stopping what it started (logs kept in $dir;" \
+    "scripts/stack.sh down --dir $dir removes them)" >&2
+  stop_all
+  rm -f "$dir/stack.json"
+  exit "$1"
+}
+
+down() {
+  [ -d "$dir" ] || return 0
+  [ -f "$dir/config.json" ] || [ -f "$dir/database_url" ] ||
+    die "$dir does not look like a stack directory; not removing it"
+  stop_all
   rm -rf "$dir"
 }
 

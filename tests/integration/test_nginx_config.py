@@ -22,7 +22,8 @@ class ProductionConfig(unittest.TestCase):
                         "-subj", "/CN=agents.example.com", "-keyout", key, "-out", cert],
                        check=True, capture_output=True, timeout=60)
         shutil.copy(os.path.join(NGINX_DIR, "pm-agent-proxy.conf"), tmp)
-        site = open(os.path.join(NGINX_DIR, "pm-agent.conf")).read()
+        with open(os.path.join(NGINX_DIR, "pm-agent.conf")) as f:
+            site = f.read()
         site = (site.replace("/etc/nginx/conf.d/pm-agent-proxy.conf",
                              os.path.join(tmp, "pm-agent-proxy.conf"))
                 .replace("/etc/ssl/certs/agents.example.com.pem", cert)
