@@ -1,8 +1,9 @@
 """Through nginx with 2 workers on PostgreSQL + Redis (scripts/stack.sh): WebSocket agents
 connected through nginx land on both workers, 2,000 tasks submitted through nginx are each
 done exactly once and read back as succeeded through nginx; an idle agent survives twice the
-ping interval behind nginx and still gets work; X-Request-ID is passed through or made. The claim poll is slowed to 5 s, so tasks
-reach agents on the other worker promptly only through the Redis wake-ups."""
+ping interval behind nginx and still gets work; X-Request-ID is passed through or made. The
+claim poll is slowed to 5 s, so tasks reach agents on the other worker promptly only through
+the Redis wake-ups."""
 import asyncio
 import collections
 import time
