@@ -42,8 +42,9 @@ namespace {
 /// through its pub/sub tables (a command connection's FIFO of callbacks breaks, and hiredis 0.14
 /// asserts on pushes it cannot place). Pub/sub goes through client::subscribe() only.
 bool is_push_command(std::string_view name) {
-    constexpr std::string_view k_push[] = {"subscribe",   "psubscribe",   "ssubscribe", "unsubscribe",
-                                           "punsubscribe", "sunsubscribe", "monitor"};
+    constexpr std::string_view k_push[] = {"subscribe",   "psubscribe",   "ssubscribe",
+                                           "unsubscribe", "punsubscribe", "sunsubscribe",
+                                           "monitor"};
     return std::any_of(std::begin(k_push), std::end(k_push), [&](std::string_view push) {
         return name.size() == push.size() &&
                std::equal(name.begin(), name.end(), push.begin(), [](char a, char b) {
@@ -552,7 +553,7 @@ class client::impl::connection {
     asio::ip::tcp::resolver resolver_;
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
     int failures_ = 0;
-    std::size_t attempts_ = 0;  // connection attempts so far: picks the address to try
+    std::size_t attempts_ = 0;      // connection attempts so far: picks the address to try
     std::uint64_t generation_ = 0;  // contexts made so far: tells answers for an old one apart
     std::size_t setup_left_ = 0;
     std::size_t confirmed_ = 0;

@@ -1,0 +1,137 @@
+// The Redis client at its edges: commands it must refuse, a host name to resolve, and the
+// client destroyed at awkward moments (inside its own reply callback; while a handler of its
+// reconnect timer is already queued). The last two are about lifetimes: ASan is the judge.
+
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <boost/asio/steady_timer.hpp>
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "../api/redis_link_fixture.hpp"
+#include "pm_agent/redis/client.hpp"
+
+namespace pm_agent::redis {
+namespace {
+
+using namespace std::chrono_literals;
+
+class redis_edge_test : public api::testing::redis_link_test {
+  protected:
+    std::optional<reply> call(redis::client& c, std::vector<std::string> args) {
+        std::optional<reply> out;
+        bool answered = false;
+        c.command(std::move(args), [&](std::optional<reply> r) {
+            out = std::move(r);
+            answered = true;
+        });
+        EXPECT_TRUE(run_until([&] { return answered; })) << "no answer";
+        return out;
+    }
+
+    metrics::counter& reconnects() {
+        return registry_
+            .counter("pm_agent_redis_reconnects_total",
+                     "Redis connection attempts after a failure or a lost connection")
+            .get();
+    }
+};
+
+TEST_F(redis_edge_test, EmptyAndPushCommandsAreRefusedAndTheConnectionStaysUsable) {
+    auto c = client();
+    const std::string channel = "pm-edge:" + std::to_string(::getpid());
+    const auto empty = call(*c, {});
+    ASSERT_TRUE(empty);
+    EXPECT_TRUE(empty->is_error());
+    for (const char* push : {"SUBSCRIBE", "psubscribe", "Unsubscribe", "MONITOR", "SSUBSCRIBE"}) {
+        const auto refused = call(*c, {push, channel});
+        ASSERT_TRUE(refused) << push;
+        EXPECT_TRUE(refused->is_error()) << push;
+    }
+    // Nothing got subscribed behind the client's back, and both connections still answer in
+    // order (a SUBSCRIBE sent on one would make hiredis route its replies elsewhere).
+    const auto receivers = call(*c, {"PUBLISH", channel, "x"});
+    ASSERT_TRUE(receivers);
+    EXPECT_EQ(receivers->kind, reply::type::integer);
+    EXPECT_EQ(receivers->integer, 0);
+    for (int i = 0; i < 4; ++i) {
+        const auto pong = call(*c, {"PING"});
+        ASSERT_TRUE(pong);
+        EXPECT_EQ(pong->str, "PONG");
+    }
+}
+
+TEST_F(redis_edge_test, AHostNameIsResolvedBeforeConnecting) {
+    const std::string prefix = "redis://127.0.0.1:";
+    ASSERT_EQ(url_.rfind(prefix, 0), 0u) << "expects the test server on 127.0.0.1";
+    auto c = client("redis://localhost:" + url_.substr(prefix.size()));
+    ASSERT_TRUE(run_until([&] { return c->healthy(); })) << "never connected via localhost";
+    const auto pong = call(*c, {"PING"});
+    ASSERT_TRUE(pong);
+    EXPECT_EQ(pong->str, "PONG");
+}
+
+TEST_F(redis_edge_test, DestroyedInsideItsOwnReplyCallback) {
+    // One connection, so every later reply is queued behind the first one on the same socket:
+    // hiredis is still reading when the first callback destroys the client.
+    client_options o;
+    o.url = url_;
+    o.pool_size = 1;
+    auto c = std::make_unique<redis::client>(ioc_, o, registry_);
+    c->start();
+    ASSERT_TRUE(run_until([&] { return c->healthy(); }));
+    int later = 0;
+    bool first = false;
+    c->command({"PING"}, [&](std::optional<reply> r) {
+        first = true;
+        EXPECT_TRUE(r);
+        c.reset();
+    });
+    for (int i = 0; i < 20; ++i) {
+        c->command({"PING"}, [&](std::optional<reply>) { ++later; });
+    }
+    ASSERT_TRUE(run_until([&] { return first; }));
+    run_until([] { return false; }, 200ms);
+    EXPECT_TRUE(c == nullptr);
+    EXPECT_EQ(later, 0);
+}
+
+TEST_F(redis_edge_test, DestroyedWhileItsReconnectHandlerIsAlreadyQueued) {
+    client_options o;
+    o.url = "redis://127.0.0.1:1";  // nothing listens: every attempt fails at once
+    o.pool_size = 1;
+    o.reconnect_min = 100ms;
+    o.reconnect_max = 100ms;
+    auto c = std::make_unique<redis::client>(ioc_, o, registry_);
+    const double before = reconnects().value();
+    c->start();
+    // The second retry waits 50-100 ms (the first may wait ~0).
+    ASSERT_TRUE(run_until([&] { return reconnects().value() >= before + 2; }, 3s));
+    boost::asio::steady_timer destroyer(ioc_);
+    destroyer.expires_after(10ms);
+    destroyer.async_wait([&](const boost::system::error_code&) { c.reset(); });
+    // Both timers expire while the loop is not running (the test thread waits, not a handler),
+    // so one turn of the loop finds both due and runs the earlier one, the destroyer, first: the
+    // retry's handler is then already queued with success, out of reach of any cancel().
+    const double armed = reconnects().value();
+    std::this_thread::sleep_for(150ms);
+    ioc_.restart();
+    // Handlers of timers cancelled earlier (operation_aborted) may come first.
+    for (int i = 0; i < 100 && c != nullptr; ++i) {
+        ioc_.run_one();
+    }
+    ASSERT_TRUE(c == nullptr);
+    EXPECT_EQ(reconnects().value(), armed) << "the retry ran before the destroyer";
+    ioc_.restart();
+    ioc_.run_for(50ms);  // the queued retry handler runs now: it must find the client gone
+}
+
+}  // namespace
+}  // namespace pm_agent::redis
