@@ -143,15 +143,8 @@ void engine::attach(std::string_view agent_id, agent_sink& sink, time_point now,
             s.serve(a, now);  // its long polls, if any
             s.refresh_deadline();
             done(r->record);
-            // Cancels it missed while disconnected, after `registered` (re-checked each time:
-            // the transport may detach from inside push_cancel).
-            for (const std::string& task_id : r->cancel) {
-                agent_state* again = s.find_agent(id);
-                if (again == nullptr || again->sink != sink) {
-                    break;
-                }
-                sink->push_cancel(task_id);
-            }
+            // Cancels it missed while disconnected, after `registered`.
+            s.push_notices(id, sink, r->cancel);
         });
 }
 
