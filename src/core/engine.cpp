@@ -18,8 +18,18 @@ engine::~engine() = default;
 
 time_point engine::impl::next_deadline() const {
     time_point next = store_.next_due().value_or(time_point::max());
-    if (!waiter_deadlines_.empty()) {
-        next = std::min(next, waiter_deadlines_.begin()->first);
+    // A long poll whose claim is in flight is answered by that claim, not by its deadline:
+    // counting it would make every tick due at once until the claim returns (a busy loop).
+    for (const auto& [deadline, id] : waiter_deadlines_) {
+        if (deadline >= next) {
+            break;
+        }
+        const waiter& w = waiters_.at(id);
+        const auto agent = w.linked ? agents_.find(w.agent_id) : agents_.end();
+        if (agent == agents_.end() || !agent->second->claiming) {
+            next = deadline;
+            break;
+        }
     }
     return next;
 }

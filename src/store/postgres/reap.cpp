@@ -177,7 +177,9 @@ void postgres_store::reap(time_point now, callback<reap_outcome> done) {
 }
 
 std::optional<time_point> postgres_store::next_due() const {
-    if (!last_reap_) {
+    // While a reap is in flight nothing more is due: answering its overdue time would make the
+    // worker's timer fire at once, over and over, until the database answers.
+    if (!last_reap_ || reaping_) {
         return std::nullopt;
     }
     return *last_reap_ + options_.poll_interval;

@@ -347,4 +347,27 @@ TEST(postgres_heartbeats, CoalescedHeartbeatsWriteOncePerIntervalAndStillTakeNot
     EXPECT_EQ(stored_heartbeat(), micros_of(t0 + std::chrono::milliseconds(4500)));
 }
 
+// While a reap is in flight nothing is due: a due time in the past would fire the worker's
+// timer over and over until the database answered (a busy loop under load). Once it is back,
+// the next reap is one poll interval after it.
+TEST(postgres_reap, NothingIsDueWhileAReapIsInFlight) {
+    postgres_options options;
+    options.poll_interval = std::chrono::milliseconds(200);
+    auto st = make_postgres_with(config::queue_config{}, config::agents_config{}, options);
+    if (!st) {
+        GTEST_SKIP() << "PM_AGENT_TEST_DATABASE_URL is not set";
+    }
+    const time_point t0 = time_point(std::chrono::hours(24 * 365 * 50));
+    bool reaped = false;
+    st->reap(t0, [&](result<reap_outcome> r) {
+        EXPECT_TRUE(r);
+        reaped = true;
+    });
+    ASSERT_FALSE(reaped);
+    EXPECT_FALSE(st->next_due());
+    run_postgres(*st, [&] { return reaped; });
+    ASSERT_TRUE(reaped);
+    EXPECT_EQ(st->next_due(), t0 + std::chrono::milliseconds(200));
+}
+
 }  // namespace pm_agent::store::testing
