@@ -133,6 +133,7 @@ void engine::attach(std::string_view agent_id, agent_sink& sink, time_point now,
             agent_state& a = s.ensure_agent(*r->record);
             if (a.sink == nullptr) {
                 ++s.attached_;
+                s.store_.set_attached(id, true);
             }
             a.sink = sink;
             a.pushed_cancels.clear();  // pushed to an earlier connection
@@ -161,6 +162,7 @@ void engine::detach(std::string_view agent_id, const agent_sink& sink) {
     a->sink = nullptr;
     a->credit = 0;
     --s.attached_;
+    s.store_.set_attached(agent_id, false);
     s.update_activity(*a);
     s.maybe_forget(*a);
 }

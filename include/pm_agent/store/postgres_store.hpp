@@ -49,6 +49,9 @@ struct postgres_options {
     /// heartbeat_timeout and lease_timeout. Zero: every heartbeat is written (the contract
     /// suite's exact semantics).
     std::chrono::milliseconds heartbeat_write_interval{0};
+    /// This worker's name in pm_workers, the row whose liveness stands for the agents attached
+    /// here (store::set_attached). Empty: "host:pid".
+    std::string worker_name;
 };
 
 /// The store on `db`; `ioc` (the worker's loop) and `db` must outlive it.

@@ -212,6 +212,15 @@ class store {
     /// hands over its cancel notices.
     virtual void heartbeat(std::string_view agent_id, std::optional<agent_status> status,
                            time_point now, callback<heartbeat_outcome> done) = 0;
+    /// This worker now holds (true) or no longer holds (false) the agent's WebSocket. A store
+    /// shared by workers lets the holding worker's own liveness stand for the agent's while it
+    /// is attached, so an idle fleet costs no row write per agent; on detach the agent's last
+    /// heartbeat is written and its silence counts from there. Fire and forget; the memory
+    /// store (one process, heartbeats in memory) has nothing to do.
+    virtual void set_attached(std::string_view agent_id, bool attached) {
+        (void)agent_id;
+        (void)attached;
+    }
     /// Deletes the agent; its unfinished tasks go back to pending (dead past max_attempts).
     virtual void deregister_agent(std::string_view agent_id, time_point now,
                                   callback<std::vector<released_task>> done) = 0;

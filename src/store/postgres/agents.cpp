@@ -130,11 +130,24 @@ void postgres_store::heartbeat(std::string_view agent_id, std::optional<agent_st
     if (status == agent_status::offline) {
         return done(error{errc::bad_request, "status: must be online or draining"});
     }
+    latest_now_ = std::max(latest_now_, now);
     std::string id(agent_id);
+    const bool attached = attached_.contains(id);
+    if (attached) {
+        // The reaper cleared its attachment (this worker was taken for dead): attach again.
+        done = [this, alive = alive_, id,
+                done = std::move(done)](result<heartbeat_outcome> r) mutable {
+            if (r && r->came_online && *alive && attached_.erase(id) > 0) {
+                set_attached(id, true);
+            }
+            done(std::move(r));
+        };
+    }
     if (options_.heartbeat_write_interval.count() > 0) {
         auto written = written_heartbeats_.find(id);
+        // Attached: its liveness is this worker's, renewed without it (set_attached).
         if (!status && written != written_heartbeats_.end() &&
-            now - written->second < options_.heartbeat_write_interval) {
+            (attached || now - written->second < options_.heartbeat_write_interval)) {
             time_point& latest = unwritten_heartbeats_[id];
             latest = std::max(latest, now);
             light_heartbeats_.push_back({std::move(id), status, now, std::move(done)});
@@ -215,6 +228,7 @@ void postgres_store::deregister_agent(std::string_view agent_id, time_point now,
                                       callback<std::vector<released_task>> done) {
     written_heartbeats_.erase(std::string(agent_id));
     unwritten_heartbeats_.erase(std::string(agent_id));
+    attached_.erase(std::string(agent_id));
     release_one(agent_id, now, release_reason::deregistered, true, std::move(done));
 }
 

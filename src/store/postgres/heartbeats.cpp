@@ -49,12 +49,30 @@ constexpr const char* k_heartbeat_light =
 constexpr const char* k_renew_heartbeats =
     "WITH i AS (SELECT * FROM unnest($1::text[], $2::bigint[]) AS i(id, now)), "
     "lk AS (SELECT a.id FROM pm_agents a JOIN i ON i.id = a.id WHERE a.status <> 'offline' "
-    "ORDER BY a.id FOR UPDATE OF a) "
+    "AND (a.attached_to IS NULL OR EXISTS (SELECT 1 FROM pm_tasks h WHERE h.agent_id = a.id AND "
+    "h.status IN ('assigned', 'running'))) ORDER BY a.id FOR UPDATE OF a) "
     "UPDATE pm_agents a SET last_heartbeat = GREATEST(a.last_heartbeat, pm_ts(i.now)), "
     "lease_expires_at = CASE WHEN a.lease_expires_at IS NOT NULL OR EXISTS (SELECT 1 FROM "
     "pm_tasks h WHERE h.agent_id = a.id AND h.status IN ('assigned', 'running')) THEN "
     "GREATEST(a.lease_expires_at, pm_ts(i.now) + $3 * interval '1 millisecond') END "
     "FROM i JOIN lk ON lk.id = i.id WHERE a.id = i.id";
+
+// $1 worker, $2 now: this worker is alive, and so are the agents attached to it.
+constexpr const char* k_worker_seen =
+    "INSERT INTO pm_workers (name, last_seen) VALUES ($1, pm_ts($2)) ON CONFLICT (name) DO "
+    "UPDATE SET last_seen = GREATEST(pm_workers.last_seen, EXCLUDED.last_seen)";
+
+// $1 agent, $2 worker
+constexpr const char* k_attach =
+    "UPDATE pm_agents SET attached_to = $2 WHERE id = $1 AND attached_to IS DISTINCT FROM $2";
+
+// $1 agent, $2 worker, $3 its latest heartbeat seen here (NULL: none kept back), $4 lease ms.
+// Only if it is still attached here: it may have attached to another worker meanwhile.
+constexpr const char* k_detach =
+    "UPDATE pm_agents a SET attached_to = NULL, last_heartbeat = GREATEST(a.last_heartbeat, "
+    "pm_ts($3)), lease_expires_at = CASE WHEN a.lease_expires_at IS NOT NULL THEN "
+    "GREATEST(a.lease_expires_at, pm_ts($3) + $4 * interval '1 millisecond') END WHERE a.id = "
+    "$1 AND a.attached_to = $2";
 
 std::string lease_millis(const config::agents_config& agents) {
     return std::to_string(
@@ -114,28 +132,34 @@ void postgres_store::heartbeat_light(std::vector<pending_heartbeat> group) {
 }
 
 void postgres_store::renew_heartbeats(time_point now) {
-    if (renewing_ || unwritten_heartbeats_.empty() ||
+    if (renewing_ || (unwritten_heartbeats_.empty() && attached_.empty()) ||
         (last_renewal_ && now - *last_renewal_ < options_.heartbeat_write_interval)) {
         return;
     }
     last_renewal_ = now;
     renewing_ = true;
-    array_builder ids, times;
-    auto batch = std::make_shared<std::vector<std::pair<std::string, time_point>>>();
-    for (auto& [id, at] : unwritten_heartbeats_) {
-        ids.add(id);
-        times.add(micros(at));
-        batch->emplace_back(id, at);
-    }
-    unwritten_heartbeats_.clear();
-    // Agents not heard from for an interval take the full path at their next heartbeat.
-    std::erase_if(written_heartbeats_, [&](const auto& e) {
-        return now - e.second >= options_.heartbeat_write_interval;
-    });
     op o;
-    o.statements.push_back({"pm_renew_heartbeats",
-                            k_renew_heartbeats,
-                            {ids.take(), times.take(), lease_millis(agents_cfg_)}});
+    if (!attached_.empty()) {
+        o.statements.push_back({"pm_worker_seen", k_worker_seen, {worker_name_, micros(now)}});
+    }
+    auto batch = std::make_shared<std::vector<std::pair<std::string, time_point>>>();
+    if (!unwritten_heartbeats_.empty()) {
+        array_builder ids, times;
+        for (auto& [id, at] : unwritten_heartbeats_) {
+            ids.add(id);
+            times.add(micros(at));
+            batch->emplace_back(id, at);
+        }
+        unwritten_heartbeats_.clear();
+        o.statements.push_back({"pm_renew_heartbeats",
+                                k_renew_heartbeats,
+                                {ids.take(), times.take(), lease_millis(agents_cfg_)}});
+    }
+    // Agents not heard from for an interval take the full path at their next heartbeat (an
+    // attached one's silence is its connection's business: the worker closes it).
+    std::erase_if(written_heartbeats_, [&](const auto& e) {
+        return now - e.second >= options_.heartbeat_write_interval && !attached_.contains(e.first);
+    });
     o.on_rows = [this, batch](std::span<pg::rows>) {
         renewing_ = false;
         for (const auto& [id, at] : *batch) {
@@ -150,6 +174,45 @@ void postgres_store::renew_heartbeats(time_point now) {
             latest = std::max(latest, at);
         }
     };
+    // Ahead of any backlog: a worker whose liveness waits is taken for dead with its agents.
+    queued_.push_front(std::move(o));
+    schedule_flush();
+}
+
+void postgres_store::set_attached(std::string_view agent_id, bool attached) {
+    std::string id(agent_id);
+    op o;
+    if (attached) {
+        attached_.insert(id);
+        // The worker's row first: an agent attached to a worker without one would never be
+        // found by the reaper if this worker died before its first renewal.
+        o.statements.push_back(
+            {"pm_worker_seen", k_worker_seen, {worker_name_, micros(latest_now_)}});
+        o.statements.push_back({"pm_attach", k_attach, {std::move(id), worker_name_}});
+    } else {
+        if (attached_.erase(id) == 0) {
+            return;
+        }
+        // Its silence counts from the last heartbeat this worker saw, written now.
+        std::optional<time_point> latest;
+        if (auto it = written_heartbeats_.find(id); it != written_heartbeats_.end()) {
+            latest = it->second;
+        }
+        if (auto it = unwritten_heartbeats_.find(id); it != unwritten_heartbeats_.end()) {
+            latest = std::max(latest.value_or(it->second), it->second);
+            unwritten_heartbeats_.erase(it);
+        }
+        param at;
+        if (latest) {
+            at = micros(*latest);
+        }
+        o.statements.push_back({"pm_detach",
+                                k_detach,
+                                {std::move(id), worker_name_, std::move(at),
+                                 lease_millis(agents_cfg_)}});
+    }
+    o.on_rows = [](std::span<pg::rows>) {};
+    o.on_error = [](error, const pg::failure*) {};  // the reaper's timeouts cover a lost write
     enqueue(std::move(o));
 }
 

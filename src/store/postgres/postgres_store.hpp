@@ -12,6 +12,7 @@
 #include <span>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "pm_agent/config/config.hpp"
@@ -27,6 +28,8 @@ void answer_heartbeat(const pg::rows& r, std::size_t row, callback<heartbeat_out
 
 /// The claim statement ($1 agent, $2 most tasks, $3 now us, $4 lease ms), for the plan test.
 const char* claim_statement();
+/// The reaper's silent-agents statement ($1 now us, $2 timeout ms, $3 message), for the plan test.
+const char* reap_offline_statement();
 
 /// One store operation waiting for (or in) a transaction.
 struct op {
@@ -72,6 +75,7 @@ class postgres_store final : public store {
                           callback<std::vector<released_task>> done) override;
     void release_agent_tasks(std::string_view agent_id, time_point now,
                              callback<std::vector<released_task>> done) override;
+    void set_attached(std::string_view agent_id, bool attached) override;
     void reap(time_point now, callback<reap_outcome> done) override;
     std::optional<time_point> next_due() const override;
     std::optional<std::string> unavailable_reason() const override;
@@ -148,6 +152,11 @@ class postgres_store final : public store {
     std::unordered_map<std::string, time_point> unwritten_heartbeats_;
     std::optional<time_point> last_renewal_;
     bool renewing_ = false;
+    // Agents whose WebSocket this worker holds: they live on pm_workers' row of worker_name_.
+    std::unordered_set<std::string> attached_;
+    std::string worker_name_;
+    /// The latest `now` any operation was given: the store's own clock, for set_attached.
+    time_point latest_now_{};
     bool flush_scheduled_ = false;
     std::size_t in_flight_ = 0;
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);

@@ -10,11 +10,20 @@ namespace pm_agent::store::postgres {
 
 namespace {
 
-// $1 now, $2 heartbeat timeout ms, $3 message
+// $1 now, $2 heartbeat timeout ms, $3 message. Silent: an agent on no worker whose own
+// heartbeat is older than the timeout, or one attached to a worker that has been silent as long
+// (LATERAL: from pm_workers, a few rows, into pm_agents_attached_to; a join would let the
+// planner scan every agent on each reap; likewise the update goes by primary key through an
+// array, not a join the generic plan would make a scan).
 constexpr const char* k_reap_offline =
-    "WITH off AS (UPDATE pm_agents a SET status = 'offline' WHERE a.id IN (SELECT id FROM "
-    "pm_agents WHERE status <> 'offline' AND last_heartbeat <= pm_ts($1) - $2 * interval '1 "
-    "millisecond' FOR UPDATE SKIP LOCKED) RETURNING a.id), "
+    "WITH alone AS (SELECT id FROM pm_agents WHERE status <> 'offline' AND attached_to IS NULL "
+    "AND last_heartbeat <= pm_ts($1) - $2 * interval '1 millisecond' FOR UPDATE SKIP LOCKED), "
+    "orphaned AS (SELECT o.id FROM pm_workers w CROSS JOIN LATERAL (SELECT s.id FROM pm_agents "
+    "s WHERE s.attached_to = w.name AND s.status <> 'offline' AND s.last_heartbeat <= pm_ts($1) "
+    "- $2 * interval '1 millisecond' FOR UPDATE SKIP LOCKED) o WHERE w.last_seen <= pm_ts($1) - "
+    "$2 * interval '1 millisecond'), "
+    "off AS (UPDATE pm_agents a SET status = 'offline', attached_to = NULL WHERE a.id = ANY "
+    "(ARRAY(SELECT id FROM alone UNION ALL SELECT id FROM orphaned)) RETURNING a.id), "
     "held AS (SELECT h.id, h.agent_id FROM pm_tasks h JOIN off ON h.agent_id = off.id WHERE "
     "h.status IN ('assigned', 'running') FOR UPDATE OF h SKIP LOCKED), " PM_RELEASE_CTES(
         "$1", "$3", "true") "SELECT 'o', off.id, NULL::text, NULL::text, NULL::text[], NULL::text "
@@ -52,6 +61,11 @@ constexpr const char* k_reap_retention =
     "pm_ts($1) - $2 * interval '1 millisecond' ORDER BY seq LIMIT 1000 FOR UPDATE SKIP LOCKED) "
     "RETURNING 1) SELECT count(*) FROM d";
 
+// $1 now, $2 heartbeat timeout ms: rows of workers gone silent with no agent attached any more.
+constexpr const char* k_prune_workers =
+    "DELETE FROM pm_workers w WHERE w.last_seen <= pm_ts($1) - $2 * interval '1 millisecond' "
+    "AND NOT EXISTS (SELECT 1 FROM pm_agents a WHERE a.attached_to = w.name)";
+
 // One scan of each table (there is no index by queue: see schema.cpp); at most once a minute.
 constexpr const char* k_prune_queues =
     "DELETE FROM pm_queues q WHERE q.name NOT IN (SELECT DISTINCT queue FROM pm_tasks) AND "
@@ -78,7 +92,12 @@ std::string ms_of(auto d) {
 
 }  // namespace
 
+const char* reap_offline_statement() {
+    return k_reap_offline;
+}
+
 void postgres_store::reap(time_point now, callback<reap_outcome> done) {
+    latest_now_ = std::max(latest_now_, now);
     renew_heartbeats(now);
     const bool too_soon = options_.poll_interval.count() > 0 && last_reap_ &&
                           now < *last_reap_ + options_.poll_interval;
@@ -110,6 +129,8 @@ void postgres_store::reap(time_point now, callback<reap_outcome> done) {
     if (prune) {
         o.statements.push_back({"pm_prune_queues", k_prune_queues, {}});
     }
+    o.statements.push_back(
+        {"pm_prune_workers", k_prune_workers, {at, ms_of(agents_cfg_.heartbeat_timeout)}});
     o.statements.push_back({"pm_pending_queues", k_pending_queues, {}});
     const bool count = ++reaps_since_count_ >= k_count_every || !queued_tasks_;
     if (count) {
@@ -150,6 +171,7 @@ void postgres_store::reap(time_point now, callback<reap_outcome> done) {
             known_queues_.clear();
             ++i;
         }
+        ++i;  // pm_prune_workers
         if (out.deleted_tasks > 0) {
             prune_queues_ = true;  // the next reap drops queues left with nothing
         }

@@ -114,8 +114,26 @@ CREATE TABLE pm_queues (
 );
 )sql";
 
+// Agents on a WebSocket live on their worker's liveness (store::set_attached): each worker
+// renews its own row once per heartbeat write interval, and an idle attached agent's row is
+// written only when it attaches and detaches (one holding tasks still has its lease renewed).
+// The silence index leaves attached agents out, so an idle fleet costs the reaper nothing;
+// agents of a worker gone silent are found through pm_agents_attached_to.
+constexpr std::string_view k_v2 = R"sql(
+CREATE TABLE pm_workers (
+    name      text PRIMARY KEY,
+    last_seen timestamptz NOT NULL
+);
+ALTER TABLE pm_agents ADD COLUMN attached_to text;
+DROP INDEX pm_agents_last_heartbeat;
+CREATE INDEX pm_agents_last_heartbeat ON pm_agents (last_heartbeat)
+    WHERE status <> 'offline' AND attached_to IS NULL;
+CREATE INDEX pm_agents_attached_to ON pm_agents (attached_to) WHERE attached_to IS NOT NULL;
+)sql";
+
 constexpr migration k_migrations[] = {
     {1, "initial schema", k_v1},
+    {2, "agents attached to a worker", k_v2},
 };
 
 }  // namespace

@@ -26,6 +26,7 @@
 #define PM_AGENT_COLUMNS(a)                                                                        \
     a ".id, " a ".name, " a ".queues, " a ".capabilities, " a ".labels, " a ".max_concurrency, " a \
       ".status, (SELECT count(*) FROM pm_tasks h WHERE h.agent_id = " a                            \
-      ".id AND h.status IN ('assigned', 'running')), pm_us(" a ".last_heartbeat), pm_us(" a        \
+      ".id AND h.status IN ('assigned', 'running')), pm_us(GREATEST(" a ".last_heartbeat, (SELECT " \
+      "w.last_seen FROM pm_workers w WHERE w.name = " a ".attached_to))), pm_us(" a                \
       ".registered_at), pm_us(" a ".lease_expires_at), " a ".worker, " a ".token_hash, " a ".seq"
 #define PM_AGENT_COLUMN_COUNT 14

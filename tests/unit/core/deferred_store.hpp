@@ -6,6 +6,7 @@
 
 #include <deque>
 #include <string>
+#include <vector>
 
 #include "pm_agent/store/store.hpp"
 #include "pm_agent/store/unique_function.hpp"
@@ -27,6 +28,8 @@ class deferred_store final : public ps::store {
     std::size_t queued() const { return queue_.size(); }
 
     bool fail_claims = false;
+    /// set_attached calls, in order: "+id" attached, "-id" detached.
+    std::vector<std::string> attachments;
 
     void submit(std::vector<ps::new_task> tasks, ps::time_point now,
                 ps::callback<std::span<const ps::submitted>> done) override;
@@ -58,6 +61,10 @@ class deferred_store final : public ps::store {
                           ps::callback<std::vector<ps::released_task>> done) override;
     void release_agent_tasks(std::string_view agent_id, ps::time_point now,
                              ps::callback<std::vector<ps::released_task>> done) override;
+    void set_attached(std::string_view agent_id, bool attached) override {
+        attachments.push_back((attached ? "+" : "-") + std::string(agent_id));
+        inner_.set_attached(agent_id, attached);
+    }
     void reap(ps::time_point now, ps::callback<ps::reap_outcome> done) override;
     std::optional<ps::time_point> next_due() const override { return inner_.next_due(); }
 

@@ -213,4 +213,19 @@ TEST_F(engine_async_test, TimersWorkWithADeferredReap) {
     EXPECT_EQ(engine_.counters().requeued, 1u);
 }
 
+// The store learns which agents this worker holds a WebSocket for (a shared store lets the
+// worker's liveness stand for theirs): once per connection, and not for a stale connection.
+TEST_F(engine_async_test, TheStoreIsToldOfEachAttachAndDetach) {
+    fake_sink first;
+    const std::string a = attach(first, 1);
+    EXPECT_EQ(deferred_.attachments, ids{"+" + a});
+    fake_sink second;
+    engine_.attach(a, second, now_, [](store::result<const store::agent*>) {});
+    deferred_.run();
+    engine_.detach(a, first);  // the connection replaced: nothing to tell
+    EXPECT_EQ(deferred_.attachments, ids{"+" + a});
+    engine_.detach(a, second);
+    EXPECT_EQ(deferred_.attachments, (ids{"+" + a, "-" + a}));
+}
+
 }  // namespace pm_agent::core::testing

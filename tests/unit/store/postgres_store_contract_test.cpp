@@ -158,6 +158,38 @@ TEST(postgres_plan, ClaimWalksThePendingIndex) {
     EXPECT_EQ(plan.find("Seq Scan on pm_tasks"), std::string::npos) << plan;
 }
 
+// The reaper runs several times a second on every worker: with a fleet of agents attached to
+// live workers it must touch none of them. Silent unattached agents come from their partial
+// index, those of a silent worker through pm_agents_attached_to; never a scan of pm_agents.
+TEST(postgres_plan, ReapOfflineLeavesAttachedAgentsOfLiveWorkersAlone) {
+    const char* url = std::getenv("PM_AGENT_TEST_DATABASE_URL");
+    if (url == nullptr || *url == '\0') {
+        GTEST_SKIP() << "PM_AGENT_TEST_DATABASE_URL is not set";
+    }
+    ASSERT_EQ(migrate_database(url), "");
+    PGconn* c = PQconnectdb(url);
+    ASSERT_EQ(PQstatus(c), CONNECTION_OK);
+    exec_text(c, "TRUNCATE pm_tasks, pm_agents, pm_agent_notices, pm_queues, pm_workers");
+    exec_text(c, "INSERT INTO pm_workers VALUES ('live', now()), ('gone', now() - interval '1 h')");
+    exec_text(c,
+              "INSERT INTO pm_agents (id, name, queues, capabilities, labels, max_concurrency, "
+              "status, last_heartbeat, registered_at, worker, token_hash, attached_to) SELECT 'a_' "
+              "|| g, 'w', '{default}', '{}', '{}', 1, 'online', now() - interval '1 h', now(), "
+              "'test', '\\x00', CASE WHEN g % 100 = 0 THEN 'gone' WHEN g % 50 = 0 THEN NULL ELSE "
+              "'live' END FROM generate_series(1, 20000) g");
+    exec_text(c, "ANALYZE pm_agents");
+    exec_text(c, "ANALYZE pm_workers");
+    exec_text(c, std::string("PREPARE plan_reap(bigint, bigint, text) AS ") +
+                     reap_offline_statement());
+    const std::string plan = exec_text(
+        c, "EXPLAIN EXECUTE plan_reap(pm_us(now()), 45000, 'silent')");
+    exec_text(c, "TRUNCATE pm_agents, pm_workers");
+    PQfinish(c);
+    EXPECT_NE(plan.find("pm_agents_last_heartbeat"), std::string::npos) << plan;
+    EXPECT_NE(plan.find("pm_agents_attached_to"), std::string::npos) << plan;
+    EXPECT_EQ(plan.find("Seq Scan on pm_agents"), std::string::npos) << plan;
+}
+
 }  // namespace pm_agent::store::postgres
 
 namespace pm_agent::store::testing {
@@ -368,6 +400,141 @@ TEST(postgres_reap, NothingIsDueWhileAReapIsInFlight) {
     run_postgres(*st, [&] { return reaped; });
     ASSERT_TRUE(reaped);
     EXPECT_EQ(st->next_due(), t0 + std::chrono::milliseconds(200));
+}
+
+// Steps on one or more PostgreSQL stores sharing the suite's pool, each waited for.
+struct pg_steps {
+    static constexpr time_point t0 = time_point(std::chrono::hours(24 * 365 * 50));
+    static time_point at(int seconds) { return t0 + std::chrono::seconds(seconds); }
+
+    void wait(const bool& done) { run_postgres(*stores.front(), [&] { return done; }); }
+    void register_agent(store& st, const std::string& id, int seconds) {
+        new_agent spec;
+        spec.id = id;
+        spec.name = "w";
+        spec.queues = {"default"};
+        spec.max_concurrency = 1;
+        bool done = false;
+        st.register_agent(std::move(spec), at(seconds), [&](result<const agent*> r) {
+            EXPECT_TRUE(r);
+            done = true;
+        });
+        wait(done);
+    }
+    void heartbeat(store& st, const std::string& id, int seconds) {
+        bool done = false;
+        st.heartbeat(id, std::nullopt, at(seconds), [&](result<heartbeat_outcome> r) {
+            EXPECT_TRUE(r) << r.err().message;
+            done = true;
+        });
+        wait(done);
+    }
+    std::vector<std::string> reap(store& st, int seconds) {
+        bool done = false;
+        std::vector<std::string> offline;
+        st.reap(at(seconds), [&](result<reap_outcome> r) {
+            EXPECT_TRUE(r) << r.err().message;
+            if (r) {
+                offline = r->offline_agents;
+            }
+            done = true;
+        });
+        wait(done);
+        return offline;
+    }
+    std::optional<time_point> shown_heartbeat(store& st, const std::string& id) {
+        bool done = false;
+        std::optional<time_point> out;
+        st.get_agent(id, [&](result<const agent*> r) {
+            if (r) {
+                out = (*r)->last_heartbeat;
+            }
+            done = true;
+        });
+        wait(done);
+        return out;
+    }
+    /// "status attached_to seconds-of-stored-heartbeat", read past the store.
+    static std::string row(const std::string& id) {
+        PGconn* c = PQconnectdb(database_url());
+        std::string v = postgres::exec_text_for_tests(
+            c, "SELECT status || ' ' || coalesce(attached_to, '-') || ' ' || "
+               "((pm_us(last_heartbeat) - " +
+                   std::to_string(std::chrono::duration_cast<std::chrono::microseconds>(
+                                      t0.time_since_epoch())
+                                      .count()) +
+                   ") / 1000000) FROM pm_agents WHERE id = '" + id + "'");
+        PQfinish(c);
+        return v;
+    }
+    std::vector<store*> stores;
+};
+
+postgres_options attached_options(std::string worker) {
+    postgres_options options;
+    options.poll_interval = std::chrono::milliseconds(0);
+    options.heartbeat_write_interval = std::chrono::seconds(5);
+    options.worker_name = std::move(worker);
+    return options;
+}
+
+config::agents_config attached_agents_config() {
+    config::agents_config a;
+    a.heartbeat_timeout = std::chrono::seconds(45);
+    a.lease_timeout = std::chrono::seconds(60);
+    return a;
+}
+
+// An idle agent on a WebSocket costs no row write while it stays: its worker's row stands for
+// it (the stored heartbeat stays where it was written at attach), it is shown with the worker's
+// latest renewal, other workers' reapers leave it alone, and once the worker falls silent past
+// the heartbeat timeout the reaper of another worker takes it offline.
+TEST(postgres_attached, AnIdleAttachedAgentLivesOnItsWorkersRowUntilTheWorkerFallsSilent) {
+    const auto a = attached_agents_config();
+    auto mine = make_postgres_with(config::queue_config{}, a, attached_options("worker-a"));
+    if (!mine) {
+        GTEST_SKIP() << "PM_AGENT_TEST_DATABASE_URL is not set";
+    }
+    auto other = make_postgres_store(backend()->ioc, *backend()->pool, config::queue_config{}, a,
+                                     attached_options("worker-b"));
+    pg_steps s;
+    s.stores = {mine.get(), other.get()};
+    s.register_agent(*mine, "a_1", 0);
+    s.heartbeat(*mine, "a_1", 0);  // the attach's heartbeat: written
+    mine->set_attached("a_1", true);
+    for (int t = 6; t <= 72; t += 6) {
+        s.heartbeat(*mine, "a_1", t);
+        EXPECT_TRUE(s.reap(*mine, t).empty());
+        EXPECT_TRUE(s.reap(*other, t).empty());
+    }
+    EXPECT_EQ(pg_steps::row("a_1"), "online worker-a 0\n");  // never written since
+    EXPECT_EQ(s.shown_heartbeat(*other, "a_1"), pg_steps::at(72));
+    EXPECT_TRUE(s.reap(*other, 72 + 44).empty());
+    EXPECT_EQ(s.reap(*other, 72 + 46), std::vector<std::string>{"a_1"});
+    EXPECT_EQ(pg_steps::row("a_1"), "offline - 0\n");
+}
+
+// On detach the last heartbeat this worker saw is written, and the agent's silence counts from
+// there like any agent's on no worker.
+TEST(postgres_attached, DetachWritesTheLastHeartbeatSeen) {
+    const auto a = attached_agents_config();
+    auto mine = make_postgres_with(config::queue_config{}, a, attached_options("worker-a"));
+    if (!mine) {
+        GTEST_SKIP() << "PM_AGENT_TEST_DATABASE_URL is not set";
+    }
+    pg_steps s;
+    s.stores = {mine.get()};
+    s.register_agent(*mine, "a_1", 0);
+    s.heartbeat(*mine, "a_1", 0);
+    mine->set_attached("a_1", true);
+    s.heartbeat(*mine, "a_1", 10);
+    s.reap(*mine, 10);
+    s.heartbeat(*mine, "a_1", 25);
+    mine->set_attached("a_1", false);
+    s.reap(*mine, 26);
+    EXPECT_EQ(pg_steps::row("a_1"), "online - 25\n");
+    EXPECT_TRUE(s.reap(*mine, 25 + 44).empty());
+    EXPECT_EQ(s.reap(*mine, 25 + 46), std::vector<std::string>{"a_1"});
 }
 
 }  // namespace pm_agent::store::testing
