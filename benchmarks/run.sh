@@ -4,8 +4,10 @@
 #
 #   benchmarks/run.sh e2e     engine vs baseline, same pm-agent-bench command, alternating
 #                             (default: 3 rounds x 8 s, 64 submitters, 4 WS agents x 64 slots)
-#   benchmarks/run.sh idle [N] N idle WebSocket agents (default 10000): server RSS per agent and
-#                             heartbeat latency, on the engine and on the baseline
+#   benchmarks/run.sh idle [N [W]]
+#                             N idle WebSocket agents (default 10000) over W workers (default 1;
+#                             W > 1: PostgreSQL + Redis stack): server RSS per agent and heartbeat
+#                             latency, engine and baseline (benchmarks/idle.py)
 #   benchmarks/run.sh health  GET /health vs nginx (benchmarks/health_vs_nginx.sh)
 #   benchmarks/run.sh pg      PostgreSQL store (durable) vs the SQL floor (benchmarks/pg.sh)
 #   benchmarks/run.sh workers 1 vs 2 workers behind nginx on PostgreSQL + Redis, with the CPU
@@ -32,10 +34,13 @@ fi
 if [ "$scenario" = workers ]; then
   exec benchmarks/workers.sh "$(scripts/build.sh release)"
 fi
+if [ "$scenario" = idle ]; then
+  exec benchmarks/idle.py "$(scripts/build.sh release)" "${2:-10000}" "${3:-1}"
+fi
 case "$scenario" in
-  e2e | idle) dir=$(scripts/build.sh release) ;;
+  e2e) dir=$(scripts/build.sh release) ;;
   selftest) dir=${2:-build} ;;
-  *) echo "usage: benchmarks/run.sh [e2e | idle [agents] | health [args] | pg | workers | selftest [build dir]]" >&2
+  *) echo "usage: benchmarks/run.sh [e2e | idle [agents [workers]] | health [args] | pg | workers | selftest [build dir]]" >&2
     exit 2 ;;
 esac
 
@@ -261,67 +266,3 @@ print(f"{'throughput ratio':28}{result['ratio_engine_vs_baseline']:>22}")
 PY
   exit 0
 fi
-
-# idle
-agents=${2:-10000}
-seconds=${seconds:-10}
-if [ "$agents" -gt 18000 ]; then
-  echo "run.sh: one pm-agent-bench process holds at most ~18000 agents (20000 fds);" \
-    "see benchmarks/README.md to split larger fleets over several processes" >&2
-  exit 2
-fi
-write_engine_config "$work/engine.json" $((agents + 1000))
-client=(--agents "$agents" --submitters 0 --mode ws --concurrency 1 --heartbeat-ms 2000
-  --duration "$seconds")
-for side in engine baseline; do
-  echo "idle: $agents agents on $side"
-  start_server "$side" "$work/engine.json"
-  run_bench "idle-$side" "${client[@]}"
-  stop_server
-done
-"$python" - "$out" "$work/runs.json" "$agents" "${client[*]}" <<'PY'
-import datetime, json, os, platform, sys
-out, runs_file, agents, client = sys.argv[1:]
-runs = {r["scenario"].removeprefix("idle-"): r for r in json.load(open(runs_file))}
-
-def figures(run):
-    server = run.get("server", {})
-    hb = run["latency_ms"]["heartbeat"]
-    return {
-        "agents_registered": run["agents_registered"], "setup_s": run["setup_s"],
-        "rss_before_kib": server.get("rss_before_kib"), "rss_after_kib": server.get("rss_after_kib"),
-        "rss_per_agent_kib": server.get("rss_per_agent_kib"),
-        "server_cpu_window_s": server.get("cpu_window_s"),
-        "heartbeats": hb["count"], "heartbeat_p50_ms": hb["p50"], "heartbeat_p99_ms": hb["p99"],
-        "heartbeat_max_ms": hb["max"], "errors": run["errors"],
-    }
-
-result = {
-    "scenario": "idle_agents",
-    "when": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-    "machine": f"{platform.machine()} {os.cpu_count()} cores",
-    "client": "pm-agent-bench " + client,
-    "agents": int(agents),
-    "engine": figures(runs["engine"]),
-    "baseline": figures(runs["baseline"]),
-}
-results = json.load(open(out)) if os.path.exists(out) else []
-results.append(result)
-with open(out + ".tmp", "w") as f:
-    json.dump(results, f, indent=2)
-os.replace(out + ".tmp", out)
-
-e, b = result["engine"], result["baseline"]
-print(f"\nidle, {agents} WebSocket agents, heartbeat every 2 s ({client})")
-print(f"{'':30}{'engine':>16}{'baseline':>16}")
-for title, key in [("agents registered", "agents_registered"), ("set-up (s)", "setup_s"),
-                   ("RSS before (KiB)", "rss_before_kib"), ("RSS after (KiB)", "rss_after_kib"),
-                   ("RSS per agent (KiB)", "rss_per_agent_kib"),
-                   ("server CPU in window (s)", "server_cpu_window_s"),
-                   ("heartbeats timed", "heartbeats"), ("heartbeat p50 (ms)", "heartbeat_p50_ms"),
-                   ("heartbeat p99 (ms)", "heartbeat_p99_ms"), ("heartbeat max (ms)", "heartbeat_max_ms")]:
-    print(f"{title:30}{str(e[key]):>16}{str(b[key]):>16}")
-for side in ("engine", "baseline"):
-    if result[side]["errors"]:
-        print(f"{side} errors: {result[side]['errors']}")
-PY

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -74,6 +75,25 @@ asio::awaitable<void> launch_agents(load_context& ctx) {
     }
 }
 
+/// --barrier-dir: says this process is set up, then waits for the others (file count; a
+/// directory is the one thing processes started by a shell script can all see).
+asio::awaitable<void> pass_barrier(load_context& ctx) {
+    namespace fs = std::filesystem;
+    const fs::path dir = ctx.opt.barrier_dir;
+    std::error_code ec;
+    std::ofstream(dir / (std::to_string(getpid()) + ".ready")).put('\n');
+    for (;;) {
+        int ready = 0;
+        for (const auto& entry : fs::directory_iterator(dir, ec)) {
+            ready += entry.path().extension() == ".ready" ? 1 : 0;
+        }
+        if (ec || ready >= ctx.opt.barrier_count) {
+            co_return;
+        }
+        co_await sleep_for(ctx.io, k_poll);
+    }
+}
+
 /// What "nothing is left" means depends on which roles this process plays.
 bool drained(const load_context& ctx) {
     if (ctx.submitters_active > 0) {
@@ -98,6 +118,9 @@ asio::awaitable<void> orchestrate(load_context& ctx, run_timeline& r) {
         setup_progress.tick();
     }
     r.setup_s = seconds(clock::now() - setup_start);
+    if (!opt.barrier_dir.empty()) {
+        co_await pass_barrier(ctx);
+    }
     r.server_after_setup = sample_process(opt.server_pid);
 
     // Heartbeats timed while other agents were still being set up measure the set-up, not the

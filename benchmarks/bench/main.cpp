@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <filesystem>
 #include <iostream>
 
 #include "load.hpp"
@@ -75,6 +76,10 @@ int main(int argc, char** argv) {
         ->check(CLI::Range(1, 100'000))
         ->capture_default_str();
     app.add_option("--server-pid", opt.server_pid, "sample this process's CPU and RSS");
+    app.add_option("--barrier-dir", opt.barrier_dir,
+                   "after set-up, create DIR/<pid>.ready and wait for --barrier-count of them");
+    app.add_option("--barrier-count", opt.barrier_count, "client processes meeting at the barrier")
+        ->check(CLI::Range(1, 10'000));
     app.add_option("--token", opt.token, "bearer token for submitting (and registering)");
     app.add_option("--registration-token", opt.registration_token,
                    "bearer token for registering agents, if not --token");
@@ -97,6 +102,12 @@ int main(int argc, char** argv) {
     opt.progress = isatty(STDOUT_FILENO) != 0;
     if (agents_only && submitters_only) {
         std::cerr << "pm-agent-bench: --agents-only and --submitters-only exclude each other\n";
+        return 2;
+    }
+    if (!opt.barrier_dir.empty() &&
+        (opt.barrier_count < 1 || !std::filesystem::is_directory(opt.barrier_dir))) {
+        std::cerr << "pm-agent-bench: --barrier-dir needs an existing directory and "
+                     "--barrier-count\n";
         return 2;
     }
     if (agents_only) {

@@ -34,6 +34,10 @@ struct options {
     /// Most connections being set up at once (a burst of 10,000 SYNs overflows the backlog).
     int connect_parallel = 256;
     long server_pid = 0;
+    /// Several client processes start their windows together: after its set-up each creates
+    /// `<barrier_dir>/<pid>.ready` and waits until `barrier_count` such files exist.
+    std::string barrier_dir;
+    int barrier_count = 0;
     /// Bearer token of submit requests.
     std::string token;
     /// Bearer token of agent registration (REST register, WebSocket upgrade); defaults to `token`.
