@@ -73,6 +73,11 @@ class agent_ws_session final : public ws_session, public core::agent_sink {
             send_error({errc::bad_request, "send register first"}, {});
             return;
         }
+        // Any message says the agent is alive; a heartbeat says so itself (counting it here too
+        // made every heartbeat two, the second one written in full on PostgreSQL).
+        if (!std::holds_alternative<ws_in::heartbeat_msg>(message)) {
+            on_alive();
+        }
         std::visit([this](auto& m) { handle(m); }, message);
     }
 

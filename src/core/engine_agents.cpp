@@ -68,9 +68,16 @@ void engine::heartbeat(std::string_view agent_id, std::optional<store::agent_sta
             const std::string id = r->record->id;
             if (agent_state* a = s.find_agent(id)) {
                 sink = a->sink;
+                const bool status_changed = a->status != r->record->status;
                 s.sync(*a, *r->record);
                 s.clamp_credit(*a);
-                s.serve(*a, now);  // back online or draining: (de)activates
+                if (status_changed) {
+                    s.serve(*a, now);  // back online or draining: (de)activates
+                } else if (!a->claiming && !a->doomed) {
+                    // Nothing new to claim for: work reaches it through offers and the poll.
+                    // (A claim per heartbeat was a database round trip per idle agent.)
+                    s.update_activity(*a);
+                }
             }
             s.refresh_deadline();
             if (sink != nullptr) {

@@ -124,7 +124,6 @@ class ws_connection_impl final : public api::ws_connection,
         switch (event.what) {
             case kind::text:
                 if (session != nullptr) {
-                    session->on_alive();
                     session->on_message(event.payload);
                 }
                 break;

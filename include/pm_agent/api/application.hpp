@@ -37,7 +37,9 @@ class ws_session {
     /// One complete text message (at most agents.read_message_max bytes, valid UTF-8 checked by
     /// the session codec).
     virtual void on_message(std::string_view text) = 0;
-    /// The peer answered a ping or sent any frame: it is alive.
+    /// The peer sent a ping or a pong: it is alive. A text message is liveness too, but the
+    /// session judges it in on_message (an agent's `heartbeat` message is a heartbeat of its own,
+    /// not a second one).
     virtual void on_alive() = 0;
     /// The connection is gone; the connection object must not be used after this returns.
     virtual void on_closed() = 0;

@@ -99,27 +99,29 @@ void postgres_store::heartbeat_light(std::vector<pending_heartbeat> group) {
     o.statements.push_back({"pm_heartbeat_light", k_heartbeat_light, {ids.take()}});
     auto shared = std::make_shared<std::vector<pending_heartbeat>>(std::move(group));
     o.on_rows = [this, shared](std::span<pg::rows> r) {
-        std::unordered_map<std::string_view, std::size_t> found;
+        // Row of each agent, and whether its notices were handed out already: the same agent
+        // twice in one turn gets its notices once, and is not a reason for a full write.
+        std::unordered_map<std::string_view, std::pair<std::size_t, bool>> found;
         for (std::size_t i = 0; i < r[0].size(); ++i) {
-            found.emplace(r[0].get(i, 0), i);
+            found.emplace(r[0].get(i, 0), std::pair{i, false});
         }
         for (pending_heartbeat& h : *shared) {
             auto it = found.find(h.agent_id);
             if (it == found.end()) {
-                // Offline, deregistered, or the same agent twice in this turn: the full path
-                // says which (and writes the heartbeat).
+                // Offline or deregistered: the full path says which (and writes the heartbeat).
                 written_heartbeats_.erase(h.agent_id);
                 heartbeat_one(std::move(h));
                 continue;
             }
-            agent a = read_agent(r[0], it->second);
+            auto& [row, taken] = it->second;
+            agent a = read_agent(r[0], row);
             a.last_heartbeat = h.now;  // what renew_heartbeats() will write
             heartbeat_outcome out;
             out.record = &a;
-            if (!r[0].is_null(it->second, PM_AGENT_COLUMN_COUNT + 1)) {
-                parse_text_array(r[0].get(it->second, PM_AGENT_COLUMN_COUNT + 1), out.cancel);
+            if (!taken && !r[0].is_null(row, PM_AGENT_COLUMN_COUNT + 1)) {
+                parse_text_array(r[0].get(row, PM_AGENT_COLUMN_COUNT + 1), out.cancel);
             }
-            found.erase(it);
+            taken = true;
             h.done(std::move(out));
         }
     };

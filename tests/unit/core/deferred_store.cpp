@@ -34,6 +34,7 @@ void deferred_store::submit(std::vector<new_task> tasks, time_point now,
 
 void deferred_store::claim(std::string_view agent_id, std::size_t max, time_point now,
                            callback<claim_outcome> done) {
+    ++claims;
     queue_.emplace_back(
         [this, id = std::string(agent_id), max, now, done = std::move(done)]() mutable {
             if (fail_claims) {

@@ -28,6 +28,8 @@ class deferred_store final : public ps::store {
     std::size_t queued() const { return queue_.size(); }
 
     bool fail_claims = false;
+    /// claim() calls so far.
+    std::size_t claims = 0;
     /// set_attached calls, in order: "+id" attached, "-id" detached.
     std::vector<std::string> attachments;
 

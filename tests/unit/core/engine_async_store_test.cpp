@@ -228,4 +228,34 @@ TEST_F(engine_async_test, TheStoreIsToldOfEachAttachAndDetach) {
     EXPECT_EQ(deferred_.attachments, (ids{"+" + a, "-" + a}));
 }
 
+// An idle agent's heartbeat is no reason to claim (on a database each claim is a round trip, and
+// a fleet heartbeats all the time); work reaches it through offers. A heartbeat that brings it
+// back online does claim.
+TEST_F(engine_async_test, AHeartbeatClaimsOnlyWhenItChangesTheAgentsStatus) {
+    fake_sink sink;
+    const std::string a = attach(sink, 1);
+    ASSERT_TRUE(engine_.ready(a, 1, now_));
+    deferred_.run();
+    const std::size_t claims = deferred_.claims;
+    EXPECT_GE(claims, 1u);  // the ready grant looked for work
+    for (int i = 0; i < 3; ++i) {
+        now_ += std::chrono::seconds(5);
+        engine_.heartbeat(a, std::nullopt, now_, [](store::result<std::vector<std::string>> r) {
+            EXPECT_TRUE(r);
+        });
+        deferred_.run();
+    }
+    EXPECT_EQ(deferred_.claims, claims);
+    now_ += std::chrono::seconds(46);  // silent: offline
+    engine_.tick(now_);
+    deferred_.run();
+    engine_.heartbeat(a, std::nullopt, now_, [](store::result<std::vector<std::string>>) {});
+    deferred_.run();
+    EXPECT_EQ(deferred_.claims, claims + 1);  // back online with a free slot
+    std::vector<std::string> tasks;
+    submit(&tasks);
+    deferred_.run();
+    EXPECT_EQ(sink.tasks.size(), 1u);  // and work still reaches it
+}
+
 }  // namespace pm_agent::core::testing

@@ -537,4 +537,29 @@ TEST(postgres_attached, DetachWritesTheLastHeartbeatSeen) {
     EXPECT_EQ(s.reap(*mine, 25 + 46), std::vector<std::string>{"a_1"});
 }
 
+// The same agent twice in one turn on the light path (a ping answer and a heartbeat message):
+// both answered from the one row, the notices handed out once, and no full write because of it.
+TEST(postgres_heartbeats, TheSameAgentTwiceInOneTurnStaysOnTheLightPath) {
+    auto st = make_postgres_with(config::queue_config{}, attached_agents_config(),
+                                 attached_options("worker-a"));
+    if (!st) {
+        GTEST_SKIP() << "PM_AGENT_TEST_DATABASE_URL is not set";
+    }
+    pg_steps s;
+    s.stores = {st.get()};
+    s.register_agent(*st, "a_1", 0);
+    s.heartbeat(*st, "a_1", 1);  // written
+    int answered = 0;
+    for (int i = 0; i < 2; ++i) {
+        st->heartbeat("a_1", std::nullopt, pg_steps::at(2), [&](result<heartbeat_outcome> r) {
+            EXPECT_TRUE(r) << r.err().message;
+            ++answered;
+        });
+    }
+    run_postgres(*st, [&] { return answered == 2; });
+    EXPECT_EQ(answered, 2);
+    s.heartbeat(*st, "a_1", 3);
+    EXPECT_EQ(pg_steps::row("a_1"), "online - 1\n");  // all three kept back for the renewal
+}
+
 }  // namespace pm_agent::store::testing
