@@ -173,6 +173,25 @@ PY
     expect "engine: clean rest run" 0 'run["tasks_completed"] == run["tasks_submitted"] > 0
       and run["latency_ms"]["heartbeat"]["count"] > 0'
     stop_server
+    # The idle scenario's split over client processes and their barrier: 2 processes per side.
+    rc=0
+    PM_AGENT_BENCH_AGENTS_PER_PROCESS=100 PM_AGENT_BENCH_SECONDS=1 PM_AGENT_BENCH_HEARTBEAT_MS=200 \
+      PM_AGENT_BENCH_OUT="$work/idle.json" benchmarks/idle.py "$dir" 150 >"$work/last.txt" 2>&1 || rc=$?
+    if [ "$rc" -eq 0 ] && "$python" - "$work/idle.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))[-1]
+ok = all(r[s]["client_processes"] == 2 and r[s]["agents_registered"] == 150
+         and r[s]["rss_per_agent_kib"] is not None and r[s]["heartbeats"] > 0
+         for s in ("engine", "baseline"))
+sys.exit(0 if ok else 1)
+PY
+    then
+      echo "ok   idle: 150 agents from 2 client processes meeting at the barrier, both sides"
+    else
+      echo "FAIL idle split (exit $rc)"
+      sed 's/^/    /' "$work/last.txt"
+      failures=$((failures + 1))
+    fi
   fi
   [ "$failures" -eq 0 ] || { echo "$failures self-test(s) failed"; exit 1; }
   echo "self-test passed"
