@@ -126,17 +126,30 @@ std::string exec_text_for_tests(PGconn* c, const std::string& sql) {
     return exec_text(c, sql);
 }
 
+namespace {
+
+/// A connection to the migrated test database for EXPLAIN, or null when none is configured.
+PGconn* plan_database() {
+    const char* url = std::getenv("PM_AGENT_TEST_DATABASE_URL");
+    if (url == nullptr || *url == '\0') {
+        return nullptr;
+    }
+    EXPECT_EQ(migrate_database(url), "");
+    PGconn* c = PQconnectdb(url);
+    EXPECT_EQ(PQstatus(c), CONNECTION_OK);
+    return c;
+}
+
+}  // namespace
+
 // The claim must walk the partial index of pending tasks, not scan or sort the table: with a
 // backlog of pending tasks in other queues and finished tasks around, its plan names
 // pm_tasks_claim and never a sequential scan of pm_tasks.
 TEST(postgres_plan, ClaimWalksThePendingIndex) {
-    const char* url = std::getenv("PM_AGENT_TEST_DATABASE_URL");
-    if (url == nullptr || *url == '\0') {
+    PGconn* c = plan_database();
+    if (c == nullptr) {
         GTEST_SKIP() << "PM_AGENT_TEST_DATABASE_URL is not set";
     }
-    ASSERT_EQ(migrate_database(url), "");
-    PGconn* c = PQconnectdb(url);
-    ASSERT_EQ(PQstatus(c), CONNECTION_OK);
     exec_text(c, "TRUNCATE pm_tasks, pm_agents, pm_agent_notices, pm_queues RESTART IDENTITY");
     exec_text(c,
               "INSERT INTO pm_agents (id, name, queues, capabilities, labels, max_concurrency, "
@@ -162,13 +175,10 @@ TEST(postgres_plan, ClaimWalksThePendingIndex) {
 // live workers it must touch none of them. Silent unattached agents come from their partial
 // index, those of a silent worker through pm_agents_attached_to; never a scan of pm_agents.
 TEST(postgres_plan, ReapOfflineLeavesAttachedAgentsOfLiveWorkersAlone) {
-    const char* url = std::getenv("PM_AGENT_TEST_DATABASE_URL");
-    if (url == nullptr || *url == '\0') {
+    PGconn* c = plan_database();
+    if (c == nullptr) {
         GTEST_SKIP() << "PM_AGENT_TEST_DATABASE_URL is not set";
     }
-    ASSERT_EQ(migrate_database(url), "");
-    PGconn* c = PQconnectdb(url);
-    ASSERT_EQ(PQstatus(c), CONNECTION_OK);
     exec_text(c, "TRUNCATE pm_tasks, pm_agents, pm_agent_notices, pm_queues, pm_workers");
     exec_text(c, "INSERT INTO pm_workers VALUES ('live', now()), ('gone', now() - interval '1 h')");
     exec_text(c,
