@@ -5,11 +5,10 @@
 
 #include "api/cluster_link.hpp"
 
-#include <unistd.h>
-
 #include <charconv>
 
 #include "pm_agent/config/load.hpp"
+#include "pm_agent/process/identity.hpp"
 #include "pm_agent/store/memory_store.hpp"
 
 namespace pm_agent::api {
@@ -18,14 +17,6 @@ namespace {
 /// Queues exported by name in pm_agent_task_queue_size; below the registry's family bound so
 /// the "other" series is ours, not the registry's overflow.
 constexpr std::size_t k_queue_series = 400;
-
-std::string make_worker_id() {
-    char host[256] = {};
-    if (gethostname(host, sizeof(host) - 1) != 0) {
-        std::snprintf(host, sizeof(host), "unknown");
-    }
-    return std::string(host) + ":" + std::to_string(getpid());
-}
 
 core::engine_options engine_options_from(const config::config& cfg) {
     core::engine_options options;
@@ -86,7 +77,7 @@ service_state::service_state(const config::config& c, metrics::registry& r, tran
       submit_limiter(c.rate_limit.submit_per_s, c.rate_limit.submit_burst),
       agent_limiter(c.rate_limit.agent_per_s, c.rate_limit.agent_burst),
       metrics(r),
-      worker_id(make_worker_id()),
+      worker_id(process::worker_identity()),
       started(std::chrono::steady_clock::now()) {
     if (redis != nullptr && ioc != nullptr) {
         const auto& rl = c.rate_limit;

@@ -54,7 +54,7 @@ struct pool_options {
     std::chrono::milliseconds reconnect_max{5000};
 };
 
-/// One statement: SQL with numbered placeholders ($1 is the first parameter) and text-format
+/// One statement: SQL with numbered parameter references ($1 is the first) and text-format
 /// parameters (nullopt is SQL NULL).
 struct statement {
     /// Non-empty: the statement may be prepared on each connection under this name. One name is

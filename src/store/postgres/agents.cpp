@@ -137,7 +137,7 @@ void postgres_store::heartbeat(std::string_view agent_id, std::optional<agent_st
         // The reaper cleared its attachment (this worker was taken for dead): attach again.
         done = [this, alive = alive_, id,
                 done = std::move(done)](result<heartbeat_outcome> r) mutable {
-            if (r && r->came_online && *alive && attached_.erase(id) > 0) {
+            if (r && r->came_online && *alive && attached_.contains(id)) {
                 set_attached(id, true);
             }
             done(std::move(r));

@@ -3,15 +3,12 @@
 // one returns, so batches grow with load instead of queueing more round trips. A statement
 // failure rolls back the whole transaction: the op it belongs to gets the error and the others
 // are sent again (they did nothing).
-#include <unistd.h>
-
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 
 #include <spdlog/spdlog.h>
 
-#include <cstdio>
-
+#include "pm_agent/process/identity.hpp"
 #include "store/postgres/postgres_store.hpp"
 
 namespace pm_agent::store::postgres {
@@ -40,14 +37,7 @@ postgres_store::postgres_store(boost::asio::io_context& ioc, pg::pool& db,
     : ioc_(ioc), db_(db), queue_cfg_(queue), agents_cfg_(agents), options_(options) {
     options_.max_in_flight = std::max<std::size_t>(1, options_.max_in_flight);
     options_.max_batch = std::max<std::size_t>(1, options_.max_batch);
-    worker_name_ = options_.worker_name;
-    if (worker_name_.empty()) {
-        char host[256] = {};
-        if (gethostname(host, sizeof(host) - 1) != 0) {
-            std::snprintf(host, sizeof(host), "unknown");
-        }
-        worker_name_ = std::string(host) + ":" + std::to_string(getpid());
-    }
+    worker_name_ = options_.worker_name.empty() ? process::worker_identity() : options_.worker_name;
 }
 
 postgres_store::~postgres_store() {
