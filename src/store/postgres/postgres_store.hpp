@@ -28,8 +28,10 @@ void answer_heartbeat(const pg::rows& r, std::size_t row, callback<heartbeat_out
 
 /// The claim statement ($1 agent, $2 most tasks, $3 now us, $4 lease ms), for the plan test.
 const char* claim_statement();
-/// The reaper's silent-agents statement ($1 now us, $2 timeout ms, $3 message), for the plan test.
-const char* reap_offline_statement();
+/// One of the reaper's statements, for the plan tests (null for an unknown name): "offline"
+/// ($1 now us, $2 timeout ms, $3 message), "leases" and "timeouts" ($1 now us, $2 message),
+/// "due" ($1 now us), "retention" ($1 now us, $2 retention ms).
+const char* reap_statement(std::string_view name);
 
 /// One store operation waiting for (or in) a transaction.
 struct op {
@@ -142,9 +144,9 @@ class postgres_store final : public store {
     postgres_options options_;
 
     std::deque<op> queued_;
-    std::vector<plain_submit> plain_submits_;    // joined into one INSERT at flush time
-    std::vector<pending_complete> completes_;    // joined into one UPDATE at flush time
-    std::vector<pending_heartbeat> heartbeats_;  // likewise
+    std::vector<plain_submit> plain_submits_;          // joined into one INSERT at flush time
+    std::vector<pending_complete> completes_;          // joined into one UPDATE at flush time
+    std::vector<pending_heartbeat> heartbeats_;        // likewise
     std::vector<pending_heartbeat> light_heartbeats_;  // likewise
     // Coalesced heartbeats: when this worker last wrote each agent's heartbeat, and the latest
     // heartbeat of each not written yet (see postgres_options::heartbeat_write_interval).

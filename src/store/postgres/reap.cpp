@@ -24,8 +24,8 @@ constexpr const char* k_reap_offline =
     "$2 * interval '1 millisecond'), "
     "off AS (UPDATE pm_agents a SET status = 'offline', attached_to = NULL WHERE a.id = ANY "
     "(ARRAY(SELECT id FROM alone UNION ALL SELECT id FROM orphaned)) RETURNING a.id), "
-    "held AS (SELECT h.id, h.agent_id FROM pm_tasks h JOIN off ON h.agent_id = off.id WHERE "
-    "h.status IN ('assigned', 'running') FOR UPDATE OF h SKIP LOCKED), " PM_RELEASE_CTES(
+    "held AS (SELECT h.id, h.agent_id FROM pm_tasks h WHERE h.agent_id = ANY (ARRAY(SELECT id "
+    "FROM off)) AND h.status IN ('assigned', 'running') FOR UPDATE SKIP LOCKED), " PM_RELEASE_CTES(
         "$1", "$3", "true") "SELECT 'o', off.id, NULL::text, NULL::text, NULL::text[], NULL::text "
                             "FROM off UNION ALL SELECT 'r', " PM_RELEASED_COLUMNS " FROM rel";
 
@@ -33,12 +33,12 @@ constexpr const char* k_reap_offline =
 constexpr const char* k_reap_leases =
     "WITH exp AS (SELECT id FROM pm_agents WHERE lease_expires_at <= pm_ts($1) FOR UPDATE SKIP "
     "LOCKED), "
-    "held AS (SELECT h.id, h.agent_id FROM pm_tasks h JOIN exp ON h.agent_id = exp.id WHERE "
-    "h.status IN ('assigned', 'running') FOR UPDATE OF h SKIP LOCKED), " PM_RELEASE_CTES(
-        "$1", "$2", "true") ", clr AS (UPDATE pm_agents a SET lease_expires_at = NULL FROM exp WHERE "
-                            "a.id = exp.id AND NOT EXISTS (SELECT 1 FROM pm_tasks h WHERE "
-                            "h.agent_id = a.id AND h.status IN ('assigned', 'running') AND h.id "
-                            "NOT IN (SELECT id FROM held))) "
+    "held AS (SELECT h.id, h.agent_id FROM pm_tasks h WHERE h.agent_id = ANY (ARRAY(SELECT id "
+    "FROM exp)) AND h.status IN ('assigned', 'running') FOR UPDATE SKIP LOCKED), " PM_RELEASE_CTES(
+        "$1", "$2", "true") ", clr AS (UPDATE pm_agents a SET lease_expires_at = NULL WHERE a.id = "
+                            "ANY (ARRAY(SELECT id FROM exp)) AND NOT EXISTS (SELECT 1 FROM "
+                            "pm_tasks h WHERE h.agent_id = a.id AND h.status IN ('assigned', "
+                            "'running') AND h.id NOT IN (SELECT id FROM held))) "
                             "SELECT " PM_RELEASED_COLUMNS " FROM rel";
 
 // $1 now, $2 message
@@ -50,16 +50,16 @@ constexpr const char* k_reap_timeouts =
 // $1 now. Bounded per reap so that one reap stays short; the next one continues.
 constexpr const char* k_reap_due =
     "UPDATE pm_tasks t SET status = 'pending', ready_at = pm_ts($1), updated_at = pm_ts($1) "
-    "WHERE t.id IN (SELECT id FROM pm_tasks WHERE status = 'scheduled' AND run_at <= pm_ts($1) "
-    "ORDER BY run_at LIMIT 1000 FOR UPDATE SKIP LOCKED) RETURNING t.queue, "
+    "WHERE t.id = ANY (ARRAY(SELECT id FROM pm_tasks WHERE status = 'scheduled' AND run_at <= "
+    "pm_ts($1) ORDER BY run_at LIMIT 1000 FOR UPDATE SKIP LOCKED)) RETURNING t.queue, "
     "t.required_capabilities";
 
-// $1 now, $2 retention ms. Oldest first along pm_tasks_seq: finished tasks are mostly old ones,
-// so the walk stops soon after the last one due.
+// $1 now, $2 retention ms. Oldest finish first along pm_tasks_finished, which holds finished
+// tasks only: the walk ends at the first one still kept, whatever the backlog.
 constexpr const char* k_reap_retention =
-    "WITH d AS (DELETE FROM pm_tasks WHERE id IN (SELECT id FROM pm_tasks WHERE finished_at <= "
-    "pm_ts($1) - $2 * interval '1 millisecond' ORDER BY seq LIMIT 1000 FOR UPDATE SKIP LOCKED) "
-    "RETURNING 1) SELECT count(*) FROM d";
+    "WITH d AS (DELETE FROM pm_tasks WHERE id = ANY (ARRAY(SELECT id FROM pm_tasks WHERE "
+    "finished_at <= pm_ts($1) - $2 * interval '1 millisecond' ORDER BY finished_at LIMIT 1000 "
+    "FOR UPDATE SKIP LOCKED)) RETURNING 1) SELECT count(*) FROM d";
 
 // $1 now, $2 heartbeat timeout ms: rows of workers gone silent with no agent attached any more.
 constexpr const char* k_prune_workers =
@@ -92,8 +92,23 @@ std::string ms_of(auto d) {
 
 }  // namespace
 
-const char* reap_offline_statement() {
-    return k_reap_offline;
+const char* reap_statement(std::string_view name) {
+    if (name == "offline") {
+        return k_reap_offline;
+    }
+    if (name == "leases") {
+        return k_reap_leases;
+    }
+    if (name == "timeouts") {
+        return k_reap_timeouts;
+    }
+    if (name == "due") {
+        return k_reap_due;
+    }
+    if (name == "retention") {
+        return k_reap_retention;
+    }
+    return nullptr;
 }
 
 void postgres_store::reap(time_point now, callback<reap_outcome> done) {

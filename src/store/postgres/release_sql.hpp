@@ -13,17 +13,18 @@
 
 #define PM_NO_ATTEMPTS_LEFT "t.attempts >= t.max_attempts"
 // `now` and `msg` are parameter references ("$2"); `notify` a boolean SQL expression.
-#define PM_RELEASE_CTES(now, msg, notify)                                                      \
-    "rel AS (UPDATE pm_tasks t SET status = CASE WHEN " PM_NO_ATTEMPTS_LEFT                    \
-    " THEN 'dead' ELSE 'pending' END, agent_id = CASE WHEN " PM_NO_ATTEMPTS_LEFT               \
-    " THEN t.agent_id END, error = " msg " || CASE WHEN " PM_NO_ATTEMPTS_LEFT                  \
-    " THEN '; no attempts left' ELSE '' END, updated_at = pm_ts(" now                          \
-    "), ready_at = CASE WHEN " PM_NO_ATTEMPTS_LEFT " THEN t.ready_at ELSE pm_ts(" now          \
-    ") END, finished_at = CASE WHEN " PM_NO_ATTEMPTS_LEFT " THEN pm_ts(" now                   \
-    ") END, timeout_at = NULL FROM held WHERE t.id = "                                         \
-    "held.id AND t.status IN ('assigned', 'running') RETURNING t.id, held.agent_id, t.queue, " \
-    "t.required_capabilities, t.status), "                                                     \
-    "note AS (INSERT INTO pm_agent_notices (agent_id, task_id) SELECT agent_id, id FROM rel "  \
+#define PM_RELEASE_CTES(now, msg, notify)                                                       \
+    "upd_rel AS (UPDATE pm_tasks t SET status = CASE WHEN " PM_NO_ATTEMPTS_LEFT                 \
+    " THEN 'dead' ELSE 'pending' END, agent_id = CASE WHEN " PM_NO_ATTEMPTS_LEFT                \
+    " THEN t.agent_id END, error = " msg " || CASE WHEN " PM_NO_ATTEMPTS_LEFT                   \
+    " THEN '; no attempts left' ELSE '' END, updated_at = pm_ts(" now                           \
+    "), ready_at = CASE WHEN " PM_NO_ATTEMPTS_LEFT " THEN t.ready_at ELSE pm_ts(" now           \
+    ") END, finished_at = CASE WHEN " PM_NO_ATTEMPTS_LEFT " THEN pm_ts(" now                    \
+    ") END, timeout_at = NULL WHERE t.id = ANY (ARRAY(SELECT id FROM held)) AND t.status IN "   \
+    "('assigned', 'running') RETURNING t.id, t.queue, t.required_capabilities, t.status), "     \
+    "rel AS (SELECT r.id, h.agent_id, r.queue, r.required_capabilities, r.status FROM upd_rel " \
+    "r JOIN held h ON h.id = r.id), "                                                           \
+    "note AS (INSERT INTO pm_agent_notices (agent_id, task_id) SELECT agent_id, id FROM rel "   \
     "WHERE " notify " ON CONFLICT DO NOTHING) "
 #define PM_RELEASED_COLUMNS "rel.id, rel.agent_id, rel.queue, rel.required_capabilities, rel.status"
 

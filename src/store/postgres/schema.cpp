@@ -93,7 +93,7 @@ CREATE UNIQUE INDEX pm_tasks_idempotency_key ON pm_tasks (idempotency_key)
 CREATE INDEX pm_tasks_claim ON pm_tasks (queue, priority DESC, seq) WHERE status = 'pending';
 CREATE INDEX pm_tasks_assigned_agent_status ON pm_tasks (agent_id, status)
     WHERE status IN ('assigned', 'running');
--- Listings (newest first) and retention (oldest first) walk seq. Every index on pm_tasks is
+-- Listings (newest first) walk seq (retention moved to pm_tasks_finished in migration 3). Every index on pm_tasks is
 -- paid on each of a task's three writes (no update can be HOT: status is indexed), so there is
 -- no index for what only admin queries need (counts by queue and status scan the table).
 CREATE INDEX pm_tasks_seq ON pm_tasks (seq);
@@ -131,9 +131,17 @@ CREATE INDEX pm_agents_last_heartbeat ON pm_agents (last_heartbeat)
 CREATE INDEX pm_agents_attached_to ON pm_agents (attached_to) WHERE attached_to IS NOT NULL;
 )sql";
 
+// Retention walked pm_tasks_seq from the oldest task, so with nothing yet due every reap read
+// the whole table (every pending and every young finished task). It goes by finish time now
+// and stops at the first task still kept; the index is paid once per task, at its finish.
+constexpr std::string_view k_v3 = R"sql(
+CREATE INDEX pm_tasks_finished ON pm_tasks (finished_at) WHERE finished_at IS NOT NULL;
+)sql";
+
 constexpr migration k_migrations[] = {
     {1, "initial schema", k_v1},
     {2, "agents attached to a worker", k_v2},
+    {3, "retention by finish time", k_v3},
 };
 
 }  // namespace

@@ -189,15 +189,96 @@ TEST(postgres_plan, ReapOfflineLeavesAttachedAgentsOfLiveWorkersAlone) {
               "'live' END FROM generate_series(1, 20000) g");
     exec_text(c, "ANALYZE pm_agents");
     exec_text(c, "ANALYZE pm_workers");
-    exec_text(c, std::string("PREPARE plan_reap(bigint, bigint, text) AS ") +
-                     reap_offline_statement());
-    const std::string plan = exec_text(
-        c, "EXPLAIN EXECUTE plan_reap(pm_us(now()), 45000, 'silent')");
+    exec_text(
+        c, std::string("PREPARE plan_reap(bigint, bigint, text) AS ") + reap_statement("offline"));
+    const std::string plan =
+        exec_text(c, "EXPLAIN EXECUTE plan_reap(pm_us(now()), 45000, 'silent')");
     exec_text(c, "TRUNCATE pm_agents, pm_workers");
     PQfinish(c);
     EXPECT_NE(plan.find("pm_agents_last_heartbeat"), std::string::npos) << plan;
     EXPECT_NE(plan.find("pm_agents_attached_to"), std::string::npos) << plan;
     EXPECT_EQ(plan.find("Seq Scan on pm_agents"), std::string::npos) << plan;
+}
+
+// A prepared statement settles on a generic plan, made without the parameters' values. The
+// reaper's statements run several times a second on every worker, so none may scan pm_tasks or
+// pm_agents whatever the rows it finds: every set they change is reached through an index (a
+// join to a CTE could be planned as a hash join over a scan of the whole table).
+TEST(postgres_plan, ReaperGenericPlansNeverScanATable) {
+    PGconn* c = plan_database();
+    if (c == nullptr) {
+        GTEST_SKIP() << "PM_AGENT_TEST_DATABASE_URL is not set";
+    }
+    exec_text(c, "TRUNCATE pm_tasks, pm_agents, pm_agent_notices, pm_queues, pm_workers");
+    exec_text(c,
+              "INSERT INTO pm_agents (id, name, queues, capabilities, labels, max_concurrency, "
+              "status, last_heartbeat, registered_at, worker, token_hash, lease_expires_at) "
+              "SELECT 'a_' || g, 'w', '{default}', '{}', '{}', 64, 'online', now(), now(), 'test', "
+              "'\\x00', CASE WHEN g % 10 = 0 THEN now() END FROM generate_series(1, 2000) g");
+    // A quarter each pending, finished, held and scheduled.
+    exec_text(c,
+              "INSERT INTO pm_tasks (id, queue, type, payload, priority, status, max_attempts, "
+              "required_capabilities, timeout_s, created_at, updated_at, ready_at, agent_id, "
+              "finished_at, run_at, timeout_at) SELECT 't_' || g, 'default', 'x', '{}', 0, "
+              "(ARRAY['pending', 'succeeded', 'assigned', 'scheduled'])[1 + g % 4], 3, '{}', 0, "
+              "now(), now(), now(), CASE WHEN g % 4 = 2 THEN 'a_' || (g % 2000) END, CASE WHEN g "
+              "% 4 = 1 THEN now() END, CASE WHEN g % 4 = 3 THEN now() END, CASE WHEN g % 4 = 2 "
+              "THEN now() END FROM generate_series(1, 20000) g");
+    exec_text(c, "ANALYZE pm_tasks");
+    exec_text(c, "ANALYZE pm_agents");
+    exec_text(c, "SET plan_cache_mode = force_generic_plan");
+    struct probe {
+        const char* name;
+        const char* types;
+        const char* args;
+    };
+    const probe probes[] = {
+        {"offline", "bigint, bigint, text", "pm_us(now()), 45000, 'silent'"},
+        {"leases", "bigint, text", "pm_us(now()), 'lease'"},
+        {"timeouts", "bigint, text", "pm_us(now()), 'timeout'"},
+        {"due", "bigint", "pm_us(now())"},
+        {"retention", "bigint, bigint", "pm_us(now()), 0"},
+    };
+    for (const probe& p : probes) {
+        exec_text(c, std::string("PREPARE plan_") + p.name + "(" + p.types + ") AS " +
+                         reap_statement(p.name));
+        const std::string plan =
+            exec_text(c, std::string("EXPLAIN EXECUTE plan_") + p.name + "(" + p.args + ")");
+        EXPECT_EQ(plan.find("Seq Scan on pm_tasks"), std::string::npos) << p.name << "\n" << plan;
+        EXPECT_EQ(plan.find("Seq Scan on pm_agents"), std::string::npos) << p.name << "\n" << plan;
+    }
+    exec_text(c, "TRUNCATE pm_tasks, pm_agents");
+    PQfinish(c);
+}
+
+// Retention runs on every reap. With a backlog of pending tasks and young finished ones, none
+// of them due, it must read only the index entries of due tasks: the generic plan (the one a
+// prepared statement keeps) names pm_tasks_finished and returns no row it then throws away.
+TEST(postgres_plan, RetentionReadsOnlyFinishedTasksThatAreDue) {
+    PGconn* c = plan_database();
+    if (c == nullptr) {
+        GTEST_SKIP() << "PM_AGENT_TEST_DATABASE_URL is not set";
+    }
+    exec_text(c, "TRUNCATE pm_tasks, pm_agents, pm_agent_notices, pm_queues RESTART IDENTITY");
+    exec_text(c,
+              "INSERT INTO pm_tasks (id, queue, type, payload, priority, status, max_attempts, "
+              "required_capabilities, timeout_s, created_at, updated_at, ready_at, finished_at) "
+              "SELECT 't_' || g, 'q', 'x', '{}', 0, CASE WHEN g % 4 = 0 THEN 'succeeded' ELSE "
+              "'pending' END, 3, '{}', 0, now() - interval '2 h', now(), now(), CASE WHEN g % 4 = "
+              "0 THEN now() - interval '1 minute' END FROM generate_series(1, 20000) g");
+    exec_text(c, "ANALYZE pm_tasks");
+    exec_text(
+        c, std::string("PREPARE plan_retention(bigint, bigint) AS ") + reap_statement("retention"));
+    // The plan a prepared statement settles on after a few runs, whatever the parameters.
+    exec_text(c, "SET plan_cache_mode = force_generic_plan");
+    // Retention one hour: every finished task is younger, so nothing is due.
+    const std::string plan =
+        exec_text(c, "EXPLAIN (ANALYZE, COSTS OFF) EXECUTE plan_retention(pm_us(now()), 3600000)");
+    exec_text(c, "TRUNCATE pm_tasks");
+    PQfinish(c);
+    EXPECT_NE(plan.find("pm_tasks_finished"), std::string::npos) << plan;
+    EXPECT_EQ(plan.find("Rows Removed by Filter"), std::string::npos) << plan;
+    EXPECT_EQ(plan.find("Seq Scan on pm_tasks"), std::string::npos) << plan;
 }
 
 }  // namespace pm_agent::store::postgres
@@ -417,7 +498,9 @@ struct pg_steps {
     static constexpr time_point t0 = time_point(std::chrono::hours(24 * 365 * 50));
     static time_point at(int seconds) { return t0 + std::chrono::seconds(seconds); }
 
-    void wait(const bool& done) { run_postgres(*stores.front(), [&] { return done; }); }
+    void wait(const bool& done) {
+        run_postgres(*stores.front(), [&] { return done; });
+    }
     void register_agent(store& st, const std::string& id, int seconds) {
         new_agent spec;
         spec.id = id;
@@ -468,12 +551,13 @@ struct pg_steps {
     static std::string row(const std::string& id) {
         PGconn* c = PQconnectdb(database_url());
         std::string v = postgres::exec_text_for_tests(
-            c, "SELECT status || ' ' || coalesce(attached_to, '-') || ' ' || "
-               "((pm_us(last_heartbeat) - " +
-                   std::to_string(std::chrono::duration_cast<std::chrono::microseconds>(
-                                      t0.time_since_epoch())
-                                      .count()) +
-                   ") / 1000000) FROM pm_agents WHERE id = '" + id + "'");
+            c,
+            "SELECT status || ' ' || coalesce(attached_to, '-') || ' ' || "
+            "((pm_us(last_heartbeat) - " +
+                std::to_string(
+                    std::chrono::duration_cast<std::chrono::microseconds>(t0.time_since_epoch())
+                        .count()) +
+                ") / 1000000) FROM pm_agents WHERE id = '" + id + "'");
         PQfinish(c);
         return v;
     }
