@@ -5,6 +5,7 @@
 
 #include "api/cluster_link.hpp"
 
+#include <algorithm>
 #include <charconv>
 
 #include "pm_agent/config/load.hpp"
@@ -96,7 +97,9 @@ service_state::~service_state() {
     engine.set_observer(nullptr);
 }
 
-void service_state::on_dispatched(std::chrono::nanoseconds latency) {
+void service_state::on_dispatched(store::time_point ready_at) {
+    // Another worker's clock may have set ready_at a little ahead of ours: never below zero.
+    const auto latency = std::max(store::clock::now() - ready_at, store::clock::duration::zero());
     metrics.dispatch_latency.observe(std::chrono::duration<double>(latency).count());
 }
 

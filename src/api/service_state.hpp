@@ -78,7 +78,7 @@ struct service_state : core::engine_observer {
                   redis::client* redis = nullptr, boost::asio::io_context* ioc = nullptr);
     ~service_state() override;
 
-    void on_dispatched(std::chrono::nanoseconds latency) override;
+    void on_dispatched(store::time_point ready_at) override;
     void on_heartbeat(const store::agent& agent, store::time_point now) override;
     void on_unclaimed(std::string_view queue) override;
     void on_notice_elsewhere(std::string_view agent_id) override;

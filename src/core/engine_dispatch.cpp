@@ -128,7 +128,7 @@ void engine::impl::on_claimed(agent_state* ap, time_point now,
     counters_.dispatched += i;
     if (observer_ != nullptr) {
         for (std::size_t j = 0; j < i; ++j) {
-            observer_->on_dispatched(now - tasks[j]->ready_at);
+            observer_->on_dispatched(tasks[j]->ready_at);
         }
     }
     clamp_credit(a);

@@ -71,8 +71,10 @@ struct engine_counters {
 class engine_observer {
   public:
     virtual ~engine_observer() = default;
-    /// A task was assigned; `latency` is the time since it became pending.
-    virtual void on_dispatched(std::chrono::nanoseconds latency) = 0;
+    /// A task was assigned; it had been pending since `ready_at`. The observer reads its own
+    /// clock for the latency: the claim that assigned the task may have been asked for (its
+    /// `now`) before the task was even submitted, when both went in one database transaction.
+    virtual void on_dispatched(time_point ready_at) = 0;
     /// The store accepted a heartbeat (or an attach) of this agent at `now`.
     virtual void on_heartbeat(const store::agent& agent, time_point now) {}
     /// A task of `queue` became pending and no consumer here was free to claim it: one on

@@ -16,7 +16,7 @@ using core::testing::fake_sink;
 /// What service_state does in production: engine events to the link.
 struct forwarder final : core::engine_observer {
     cluster_link* link = nullptr;
-    void on_dispatched(std::chrono::nanoseconds) override {}
+    void on_dispatched(store::time_point) override {}
     void on_heartbeat(const store::agent& a, store::time_point now) override {
         link->on_heartbeat(a.id, now);
     }

@@ -12,7 +12,7 @@ using ids = std::vector<std::string>;
 namespace {
 
 struct recording_observer final : engine_observer {
-    void on_dispatched(std::chrono::nanoseconds) override {}
+    void on_dispatched(store::time_point) override {}
     void on_heartbeat(const store::agent& agent, time_point) override {
         heartbeats.push_back(agent.id);
     }
