@@ -1,14 +1,19 @@
-// The Redis client at its edges: commands it must refuse, a host name to resolve, and the
-// client destroyed at awkward moments (inside its own reply callback; while a handler of its
-// reconnect timer is already queued). The last two are about lifetimes: ASan is the judge.
+// The Redis client at its edges: commands it must refuse, a host name to resolve, a command
+// too big for one write, set-up commands kept out of the metrics, a server that never confirms
+// a subscription, and the client destroyed at awkward moments (inside its own reply callback;
+// while a handler of its reconnect timer is already queued). The last two are about lifetimes:
+// ASan is the judge.
 
 #include <gtest/gtest.h>
 
 #include <unistd.h>
 
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <array>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -34,6 +39,14 @@ class redis_edge_test : public api::testing::redis_link_test {
         });
         EXPECT_TRUE(run_until([&] { return answered; })) << "no answer";
         return out;
+    }
+
+    double answered_ok() {
+        return registry_
+            .counter("pm_agent_redis_commands_total", "Redis commands answered, by outcome",
+                     {"outcome"})
+            .with({"ok"})
+            .value();
     }
 
     metrics::counter& reconnects() {
@@ -101,6 +114,80 @@ TEST_F(redis_edge_test, DestroyedInsideItsOwnReplyCallback) {
     run_until([] { return false; }, 200ms);
     EXPECT_TRUE(c == nullptr);
     EXPECT_EQ(later, 0);
+}
+
+// Far more than a socket buffer takes at once: the rest waits for the socket to drain.
+TEST_F(redis_edge_test, ACommandLargerThanTheSocketBufferIsSentWhole) {
+    auto c = client();
+    const std::string key = "pm-edge:big:" + std::to_string(::getpid());
+    const std::string value(16 << 20, 'x');
+    ASSERT_EQ(call(*c, {"SET", key, value})->str, "OK");
+    EXPECT_EQ(call(*c, {"STRLEN", key})->integer, 16 << 20);
+    // And the connection writes small commands at once again afterwards.
+    EXPECT_EQ(call(*c, {"DEL", key})->integer, 1);
+}
+
+// SELECT (like AUTH) is each connection's own set-up, not a command anybody sent: it is not
+// counted in pm_agent_redis_commands_total.
+TEST_F(redis_edge_test, SetUpCommandsAreNotCountedAsCommands) {
+    const double before = answered_ok();
+    client_options o;
+    o.url = url_ + "/1";
+    o.pool_size = 2;
+    auto c = std::make_unique<redis::client>(ioc_, o, registry_);
+    c->start();
+    ASSERT_TRUE(run_until([&] { return c->status().connected == 2; }));
+    ASSERT_TRUE(call(*c, {"PING"}).has_value());
+    EXPECT_EQ(answered_ok(), before + 1);
+}
+
+// A server that takes SUBSCRIBE and never confirms it: within the timeout the subscriber
+// gives up on that connection and makes a new one, instead of waiting for ever unsubscribed.
+TEST_F(redis_edge_test, ASubscriptionNeverConfirmedIsDroppedAndTriedAgain) {
+    namespace ip = boost::asio::ip;
+    ip::tcp::acceptor silent(ioc_, ip::tcp::endpoint(ip::make_address("127.0.0.1"), 0));
+    std::vector<std::shared_ptr<ip::tcp::socket>> accepted;
+    std::array<char, 4096> sink{};
+    std::function<void(std::shared_ptr<ip::tcp::socket>)> swallow = [&](auto s) {
+        s->async_read_some(boost::asio::buffer(sink),
+                           [&, s](boost::system::error_code ec, std::size_t) {
+                               if (!ec) {
+                                   swallow(s);
+                               }
+                           });
+    };
+    std::function<void()> accept = [&] {
+        auto s = std::make_shared<ip::tcp::socket>(ioc_);
+        silent.async_accept(*s, [&, s](boost::system::error_code ec) {
+            if (!ec) {
+                accepted.push_back(s);
+                swallow(s);
+                accept();
+            }
+        });
+    };
+    accept();
+    client_options o;
+    o.url = "redis://127.0.0.1:" + std::to_string(silent.local_endpoint().port());
+    o.pool_size = 1;
+    o.timeout = 100ms;
+    o.reconnect_min = 10ms;
+    o.reconnect_max = 10ms;
+    auto c = std::make_unique<redis::client>(ioc_, o, registry_);
+    int subscribed = 0;
+    c->subscribe(
+        {"pm-edge:silent"}, [](std::string_view, std::string_view) {}, [&] { ++subscribed; });
+    const double before = reconnects().value();
+    c->start();
+    // The command connection and the subscriber, then the subscriber again (and again).
+    EXPECT_TRUE(run_until([&] { return accepted.size() >= 3; }, 2s));
+    EXPECT_GE(reconnects().value(), before + 1);
+    EXPECT_FALSE(c->status().subscribed);
+    EXPECT_EQ(subscribed, 0);
+    c.reset();
+    silent.close();
+    ioc_.restart();
+    ioc_.run_for(20ms);
 }
 
 TEST_F(redis_edge_test, DestroyedWhileItsReconnectHandlerIsAlreadyQueued) {
