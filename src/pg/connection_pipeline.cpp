@@ -18,6 +18,7 @@ namespace {
 // The timeout is set per transaction (is_local = true: SET LOCAL semantics), so no session
 // state survives it; that keeps the pool usable behind PgBouncer in transaction mode.
 constexpr const char* k_set_timeout_sql = "SELECT set_config('statement_timeout', $1, true)";
+constexpr const char* k_set_timeout_name = "pm_set_statement_timeout";
 
 // The server answers within statement_timeout or cancels the statement; past this margin the
 // connection itself is presumed stuck.
@@ -46,8 +47,24 @@ void connection::send_statements(const std::vector<statement>& statements) {
     const std::string timeout =
         std::to_string(std::max<std::int64_t>(settings_.statement_timeout.count(), 0));
     const char* timeout_value[] = {timeout.c_str()};
-    if (PQsendQueryParams(conn, k_set_timeout_sql, 1, nullptr, timeout_value, nullptr, nullptr,
-                          0) != 1) {
+    std::vector<std::string> preparing;  // names prepared earlier in this same pipeline
+    // Every transaction starts with it: prepared once per connection where statements may be.
+    int set = 0;
+    if (settings_.prepared_statements) {
+        if (!prepared_.contains(k_set_timeout_name)) {
+            if (PQsendPrepare(conn, k_set_timeout_name, k_set_timeout_sql, 0, nullptr) != 1) {
+                lose(failure_kind::connection, libpq_error());
+                return;
+            }
+            results_.expect_prepare(0, k_set_timeout_name);
+            preparing.emplace_back(k_set_timeout_name);
+        }
+        set = PQsendQueryPrepared(conn, k_set_timeout_name, 1, timeout_value, nullptr, nullptr, 0);
+    } else {
+        set = PQsendQueryParams(conn, k_set_timeout_sql, 1, nullptr, timeout_value, nullptr,
+                                nullptr, 0);
+    }
+    if (set != 1) {
         lose(failure_kind::connection, libpq_error());
         return;
     }
@@ -57,7 +74,6 @@ void connection::send_statements(const std::vector<statement>& statements) {
     std::string sql;
     std::string name;
     std::vector<const char*> values;
-    std::vector<std::string> preparing;  // names prepared earlier in this same pipeline
     for (std::size_t i = 0; i < statements.size(); ++i) {
         const statement& stmt = statements[i];
         values.clear();

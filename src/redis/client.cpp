@@ -132,11 +132,24 @@ void client::command(std::vector<std::string> args, reply_callback done) {
         return s.refuse_later(std::move(done),
                               "ERR pm_agent: pub/sub commands go through client::subscribe()");
     }
+    // Every command of one loop turn goes on the same connection: they leave in one write and
+    // their replies come back together (spread over the pool, each connection would cost a
+    // write, a read and a wake-up of its own). The next turn takes the next connection.
     const std::size_t n = s.commands.size();
     for (std::size_t i = 0; i < n; ++i) {
-        impl::connection& c = *s.commands[(s.next + i) % n];
+        const std::size_t k = (s.next + i) % n;
+        impl::connection& c = *s.commands[k];
         if (c.usable()) {
-            s.next = (s.next + i + 1) % n;
+            s.next = k;
+            if (!s.turn_pinned) {
+                s.turn_pinned = true;
+                asio::post(s.ioc, [&s, alive = s.alive] {
+                    if (*alive) {
+                        s.turn_pinned = false;
+                        s.next = (s.next + 1) % s.commands.size();
+                    }
+                });
+            }
             if (c.send(args, done)) {
                 return;
             }

@@ -69,7 +69,8 @@ struct client::impl {
     std::vector<std::string> channels;
     message_callback on_message;
     store::unique_function<void()> on_subscribed;
-    std::size_t next = 0;
+    std::size_t next = 0;     // the command connection of this loop turn
+    bool turn_pinned = false;  // a command went on `next` this turn
     bool started = false;
     std::shared_ptr<bool> alive = std::make_shared<bool>(true);
 

@@ -51,8 +51,8 @@ struct client_options {
 struct reply {
     enum class type : std::uint8_t { string, integer, array, nil, status, error };
     type kind = type::nil;
-    std::string str;            ///< string, status and error replies
-    std::int64_t integer = 0;   ///< integer replies
+    std::string str;              ///< string, status and error replies
+    std::int64_t integer = 0;     ///< integer replies
     std::vector<reply> elements;  ///< array replies
 
     bool is_error() const noexcept { return kind == type::error; }
@@ -63,8 +63,8 @@ struct reply {
 /// type::error.
 using reply_callback = store::unique_function<void(std::optional<reply>)>;
 /// One pub/sub message.
-using message_callback = store::unique_function<void(std::string_view channel,
-                                                     std::string_view payload)>;
+using message_callback =
+    store::unique_function<void(std::string_view channel, std::string_view payload)>;
 
 /// Point-in-time numbers (also exported as metrics).
 struct client_status {
@@ -92,7 +92,8 @@ class client {
     void start();
 
     /// Sends one command (binary-safe arguments, e.g. {"SET", key, value, "EX", "300"}) on a
-    /// connected command connection (round-robin); `done` exactly once, from the loop. Fails at
+    /// connected command connection (the same one for every command of a loop turn, the next one
+    /// the turn after); `done` exactly once, from the loop. Fails at
     /// once (still from the loop) with nullopt when no connection is up. A command that times
     /// out gets nullopt and its connection is dropped and reconnected (a late reply is never
     /// delivered). An empty command, or a pub/sub one (SUBSCRIBE, UNSUBSCRIBE, MONITOR and their

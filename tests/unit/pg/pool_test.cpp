@@ -105,6 +105,23 @@ TEST_P(pool_prepared_test, named_statements_work_repeatedly_on_one_connection) {
     EXPECT_EQ(answer.results[0].get(0, 0), "8");
 }
 
+// The statement timeout every transaction starts with is prepared once per connection too, so
+// the server does not parse it again for each transaction; without prepared statements (a
+// pooler in transaction mode) nothing stays in the session.
+TEST_P(pool_prepared_test, the_statement_timeout_of_each_transaction_is_prepared_once) {
+    auto opts = options(1);
+    opts.prepared_statements = GetParam();
+    auto p = started(opts);
+    constexpr std::string_view count =
+        "SELECT count(*) FROM pg_prepared_statements WHERE name = 'pm_set_statement_timeout'";
+    for (int round = 0; round < 3; ++round) {
+        const outcome answer = run(*p, {{"", count, {}}, {"", "SHOW statement_timeout", {}}});
+        ASSERT_FALSE(answer.error) << answer.error->message;
+        EXPECT_EQ(answer.results[0].get(0, 0), GetParam() ? "1" : "0");
+        EXPECT_EQ(answer.results[1].get(0, 0), "5s");
+    }
+}
+
 INSTANTIATE_TEST_SUITE_P(prepared, pool_prepared_test, ::testing::Bool());
 
 TEST_F(pool_test, queued_transactions_start_in_submission_order) {
