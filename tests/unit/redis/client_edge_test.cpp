@@ -127,6 +127,27 @@ TEST_F(redis_edge_test, ACommandLargerThanTheSocketBufferIsSentWhole) {
     EXPECT_EQ(call(*c, {"DEL", key})->integer, 1);
 }
 
+// The commands of one loop turn leave together on one connection (CLIENT ID names it); the
+// next turn's go on the next one.
+TEST_F(redis_edge_test, OneTurnsCommandsShareOneConnection) {
+    auto c = client();
+    ASSERT_TRUE(run_until([&] { return c->status().connected == 2; }));
+    std::vector<std::int64_t> ids;
+    for (int i = 0; i < 5; ++i) {
+        c->command({"CLIENT", "ID"}, [&](std::optional<reply> r) {
+            ASSERT_TRUE(r);
+            ids.push_back(r->integer);
+        });
+    }
+    ASSERT_TRUE(run_until([&] { return ids.size() == 5; }));
+    for (std::int64_t id : ids) {
+        EXPECT_EQ(id, ids.front());
+    }
+    const auto next = call(*c, {"CLIENT", "ID"});
+    ASSERT_TRUE(next);
+    EXPECT_NE(next->integer, ids.front());
+}
+
 // SELECT (like AUTH) is each connection's own set-up, not a command anybody sent: it is not
 // counted in pm_agent_redis_commands_total.
 TEST_F(redis_edge_test, SetUpCommandsAreNotCountedAsCommands) {
