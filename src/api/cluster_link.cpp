@@ -40,14 +40,16 @@ std::optional<std::int64_t> read_millis(const redis::reply& r) {
 
 }  // namespace
 
-cluster_link::cluster_link(boost::asio::io_context& ioc, redis::client& redis,
-                           core::engine& engine, std::string worker_id,
-                           std::chrono::seconds presence_ttl, metrics::registry& registry)
+cluster_link::cluster_link(boost::asio::io_context& ioc, redis::client& redis, core::engine& engine,
+                           std::string worker_id, std::chrono::seconds presence_ttl,
+                           metrics::registry& registry, std::chrono::milliseconds wake_window)
     : ioc_(ioc),
       redis_(redis),
       engine_(engine),
       worker_id_(std::move(worker_id)),
       ttl_seconds_(std::to_string(std::max<std::int64_t>(presence_ttl.count(), 1))),
+      wakes_(wake_window),
+      wake_timer_(ioc),
       alive_(std::make_shared<bool>(true)),
       published_(registry
                      .counter("pm_agent_cluster_messages_published_total",
@@ -60,6 +62,7 @@ cluster_link::cluster_link(boost::asio::io_context& ioc, redis::client& redis,
 
 cluster_link::~cluster_link() {
     *alive_ = false;
+    wake_timer_.cancel();
 }
 
 void cluster_link::start() {
@@ -78,9 +81,7 @@ bool cluster_link::healthy() const {
 }
 
 void cluster_link::on_unclaimed(std::string_view queue) {
-    if (wake_queues_.find(queue) == wake_queues_.end()) {
-        wake_queues_.emplace(queue);
-    }
+    wakes_.want(queue);
     schedule_flush();
 }
 
@@ -124,13 +125,13 @@ void cluster_link::flush() {
     if (!redis_.healthy()) {
         // Nothing is queued up for later: the claim poll and the agents' heartbeats carry what
         // the messages would have, and presence is refreshed by the next heartbeat.
-        wake_queues_.clear();
+        wakes_.clear();
         notice_agents_.clear();
         presence_.clear();
         return;
     }
     auto ignore = [](std::optional<redis::reply>) {};
-    for (const std::string& queue : wake_queues_) {
+    for (const std::string& queue : wakes_.take_due(std::chrono::steady_clock::now())) {
         redis_.command({"PUBLISH", std::string(k_wake_channel), message(worker_id_, queue)},
                        ignore);
         published_.inc();
@@ -145,9 +146,26 @@ void cluster_link::flush() {
                         std::to_string(ms) + " " + worker_id_, "EX", ttl_seconds_},
                        ignore);
     }
-    wake_queues_.clear();
     notice_agents_.clear();
     presence_.clear();
+    arm_wake_timer();
+}
+
+void cluster_link::arm_wake_timer() {
+    const auto due = wakes_.next_due();
+    if (!due || (wake_timer_armed_ && wake_timer_at_ <= *due)) {
+        return;
+    }
+    wake_timer_armed_ = true;
+    wake_timer_at_ = *due;
+    wake_timer_.expires_at(*due);  // replaces a later wait, whose handler then sees `ec`
+    wake_timer_.async_wait([this, alive = alive_](boost::system::error_code ec) {
+        if (ec || !*alive) {
+            return;
+        }
+        wake_timer_armed_ = false;
+        schedule_flush();
+    });
 }
 
 void cluster_link::on_message(std::string_view channel, std::string_view payload) {
@@ -187,8 +205,7 @@ void cluster_link::last_heartbeats(
     redis_.command(std::move(args),
                    [n, done = std::move(done)](std::optional<redis::reply> r) mutable {
                        std::vector<std::optional<std::int64_t>> out(n);
-                       if (r && r->kind == redis::reply::type::array &&
-                           r->elements.size() == n) {
+                       if (r && r->kind == redis::reply::type::array && r->elements.size() == n) {
                            for (std::size_t i = 0; i < n; ++i) {
                                out[i] = read_millis(r->elements[i]);
                            }

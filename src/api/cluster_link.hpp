@@ -10,6 +10,8 @@
 //   the exact heartbeat age is known without a PostgreSQL write per heartbeat.
 // Everything is collected during a loop turn and sent once at its end (one PUBLISH per queue
 // or agent per turn, however many tasks), and messages from this worker itself are ignored.
+// A queue's wake-ups are further held to one per k_wake_window (wake_throttle): the first at
+// once, the rest at the window's end.
 
 #include <chrono>
 #include <cstdint>
@@ -21,6 +23,9 @@
 #include <unordered_map>
 #include <vector>
 
+#include <boost/asio/steady_timer.hpp>
+
+#include "api/wake_throttle.hpp"
 #include "pm_agent/core/engine.hpp"
 #include "pm_agent/store/unique_function.hpp"
 
@@ -33,19 +38,23 @@ class client;
 namespace pm_agent::metrics {
 class registry;
 class counter;
-}
+}  // namespace pm_agent::metrics
 
 namespace pm_agent::api {
 
 inline constexpr std::string_view k_wake_channel = "pm:wake";
 inline constexpr std::string_view k_notice_channel = "pm:notice";
+/// At most one wake-up per queue per window from one worker (beyond the first, which is not
+/// held): short against the claim poll it stands in for, long against a loop turn.
+inline constexpr std::chrono::milliseconds k_wake_window{5};
 
 class cluster_link {
   public:
     /// `ioc`, `redis`, `engine` and `registry` must outlive the link.
     cluster_link(boost::asio::io_context& ioc, redis::client& redis, core::engine& engine,
                  std::string worker_id, std::chrono::seconds presence_ttl,
-                 metrics::registry& registry);
+                 metrics::registry& registry,
+                 std::chrono::milliseconds wake_window = k_wake_window);
     ~cluster_link();
     cluster_link(const cluster_link&) = delete;
     cluster_link& operator=(const cluster_link&) = delete;
@@ -62,9 +71,9 @@ class cluster_link {
 
     /// The last heartbeats Redis knows for these agents (unix ms; nullopt: no key, or Redis
     /// did not answer). `done` is called once, from the loop.
-    void last_heartbeats(std::vector<std::string> agent_ids,
-                         store::unique_function<void(std::vector<std::optional<std::int64_t>>)>
-                             done);
+    void last_heartbeats(
+        std::vector<std::string> agent_ids,
+        store::unique_function<void(std::vector<std::optional<std::int64_t>>)> done);
 
     /// Redis can carry wake-ups now (connected and subscribed); false: /ready says degraded.
     bool healthy() const;
@@ -72,6 +81,8 @@ class cluster_link {
   private:
     void schedule_flush();
     void flush();
+    /// Flushes again when the first held wake-up may leave.
+    void arm_wake_timer();
     void on_message(std::string_view channel, std::string_view payload);
 
     boost::asio::io_context& ioc_;
@@ -79,7 +90,10 @@ class cluster_link {
     core::engine& engine_;
     std::string worker_id_;
     std::string ttl_seconds_;
-    std::set<std::string, std::less<>> wake_queues_;
+    wake_throttle wakes_;
+    boost::asio::steady_timer wake_timer_;
+    bool wake_timer_armed_ = false;
+    std::chrono::steady_clock::time_point wake_timer_at_{};
     std::set<std::string, std::less<>> notice_agents_;
     std::unordered_map<std::string, std::int64_t> presence_;  // agent -> unix ms
     bool flush_scheduled_ = false;

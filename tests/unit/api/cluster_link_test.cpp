@@ -4,9 +4,9 @@
 
 #include <random>
 
-#include "redis_link_fixture.hpp"
 #include "../core/engine_fixture.hpp"
 #include "pm_agent/store/memory_store.hpp"
+#include "redis_link_fixture.hpp"
 
 namespace pm_agent::api::testing {
 namespace {
@@ -21,9 +21,7 @@ struct forwarder final : core::engine_observer {
         link->on_heartbeat(a.id, now);
     }
     void on_unclaimed(std::string_view queue) override { link->on_unclaimed(queue); }
-    void on_notice_elsewhere(std::string_view agent) override {
-        link->on_notice_elsewhere(agent);
-    }
+    void on_notice_elsewhere(std::string_view agent) override { link->on_notice_elsewhere(agent); }
 };
 
 core::engine_options engine_options() {
@@ -35,6 +33,9 @@ core::engine_options engine_options() {
 }
 
 }  // namespace
+
+// Long, so that the timing of the window test holds on a loaded machine.
+constexpr std::chrono::milliseconds k_test_wake_window{300};
 
 class cluster_link_test : public redis_link_test {
   protected:
@@ -48,9 +49,9 @@ class cluster_link_test : public redis_link_test {
         for (int i = 0; i < 2; ++i) {
             redis_[i] = client();
             engine_[i] = std::make_unique<core::engine>(*store_, engine_options(), rng_);
-            link_[i] = std::make_unique<cluster_link>(ioc_, *redis_[i], *engine_[i],
-                                                      "w" + std::to_string(i) + "-" + run,
-                                                      std::chrono::seconds(30), registry_);
+            link_[i] = std::make_unique<cluster_link>(
+                ioc_, *redis_[i], *engine_[i], "w" + std::to_string(i) + "-" + run,
+                std::chrono::seconds(30), registry_, k_test_wake_window);
             observer_[i].link = link_[i].get();
             engine_[i]->set_observer(&observer_[i]);
             link_[i]->start();
@@ -110,6 +111,35 @@ TEST_F(cluster_link_test, ATaskSubmittedOnOneWorkerWakesAnIdleAgentOnTheOther) {
     EXPECT_EQ(sink.tasks.front().id, t);
 }
 
+// Wake-ups for one queue leave at most once per window: tasks submitted right after the first
+// (their wake-ups held) still reach the idle agent on the other worker, at the end of the
+// window, and three submits in separate turns cost worker 1 two PUBLISHes, not three.
+TEST_F(cluster_link_test, AWakeUpHeldWithinTheWindowStillArrives) {
+    fake_sink sink;
+    const std::string a = attach_on_0(sink, 1);
+    auto& published = registry_
+                          .counter("pm_agent_cluster_messages_published_total",
+                                   "Wake-ups and cancel notices published to other workers.")
+                          .get();
+    const double before = published.value();
+    const auto started = std::chrono::steady_clock::now();
+    const std::string first = submit_on_1();
+    ASSERT_TRUE(run_until([&] { return sink.tasks.size() == 1; }, std::chrono::seconds(2)));
+    EXPECT_LT(std::chrono::steady_clock::now() - started, k_test_wake_window);  // not held
+    // The agent is free again at once; the next tasks' wake-ups fall in the same window.
+    engine_[0]->complete(store::lease_ref{first, a}, boost::json::value(nullptr), now(),
+                         [](auto r) { ASSERT_TRUE(r); });
+    const std::string second = submit_on_1();
+    run_until([] { return false; }, std::chrono::milliseconds(20));
+    submit_on_1();
+    EXPECT_EQ(sink.tasks.size(), 1u);  // held
+    ASSERT_TRUE(run_until([&] { return sink.tasks.size() == 2; }, std::chrono::seconds(2)));
+    EXPECT_GE(std::chrono::steady_clock::now() - started, k_test_wake_window);
+    EXPECT_EQ(sink.tasks[1].id, second);
+    run_until([] { return false; }, 2 * k_test_wake_window);
+    EXPECT_EQ(published.value(), before + 2);
+}
+
 TEST_F(cluster_link_test, ACancelOnOneWorkerReachesTheAgentOnTheOtherOnce) {
     fake_sink sink;
     const std::string a = attach_on_0(sink, 1);
@@ -127,8 +157,8 @@ TEST_F(cluster_link_test, HeartbeatsArePresenceInRedis) {
     const std::string a = attach_on_0(sink, 0);  // the attach counts as a heartbeat
     std::vector<std::optional<std::int64_t>> seen;
     bool answered = false;
-    const auto before = std::chrono::duration_cast<std::chrono::milliseconds>(
-                            now().time_since_epoch()).count();
+    const auto before =
+        std::chrono::duration_cast<std::chrono::milliseconds>(now().time_since_epoch()).count();
     ASSERT_TRUE(run_until([&] {
         if (answered && seen.size() == 2 && seen[0]) {
             return true;
