@@ -208,10 +208,10 @@ void postgres_store::set_attached(std::string_view agent_id, bool attached) {
         if (latest) {
             at = micros(*latest);
         }
-        o.statements.push_back({"pm_detach",
-                                k_detach,
-                                {std::move(id), worker_name_, std::move(at),
-                                 lease_millis(agents_cfg_)}});
+        o.statements.push_back(
+            {"pm_detach",
+             k_detach,
+             {std::move(id), worker_name_, std::move(at), lease_millis(agents_cfg_)}});
     }
     o.on_rows = [](std::span<pg::rows>) {};
     o.on_error = [](error, const pg::failure*) {};  // the reaper's timeouts cover a lost write
@@ -244,10 +244,10 @@ void postgres_store::heartbeat_joined(std::vector<pending_heartbeat> group) {
         times.add(micros(h.now));
     }
     op o;
-    o.statements.push_back({"pm_heartbeat_many",
-                            k_heartbeat_many,
-                            {ids.take(), statuses.take(), times.take(),
-                             lease_millis(agents_cfg_)}});
+    o.statements.push_back(
+        {"pm_heartbeat_many",
+         k_heartbeat_many,
+         {ids.take(), statuses.take(), times.take(), lease_millis(agents_cfg_)}});
     auto shared = std::make_shared<std::vector<pending_heartbeat>>(std::move(group));
     o.on_rows = [this, shared](std::span<pg::rows> r) {
         std::unordered_map<std::string_view, std::size_t> updated;

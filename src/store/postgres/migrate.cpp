@@ -115,10 +115,11 @@ std::string reset_database(const std::string& url) {
     if (!c) {
         return error;
     }
-    return exec(c.get(),
-                "DROP TABLE IF EXISTS pm_tasks, pm_agents, pm_agent_notices, pm_queues, pm_workers, "
-                "pm_schema_migrations CASCADE;"
-                "DROP FUNCTION IF EXISTS pm_ts(bigint), pm_us(timestamptz), pm_raise(text, text)");
+    return exec(
+        c.get(),
+        "DROP TABLE IF EXISTS pm_tasks, pm_agents, pm_agent_notices, pm_queues, pm_workers, "
+        "pm_schema_migrations CASCADE;"
+        "DROP FUNCTION IF EXISTS pm_ts(bigint), pm_us(timestamptz), pm_raise(text, text)");
 }
 
 }  // namespace pm_agent::store

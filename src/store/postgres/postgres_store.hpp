@@ -30,7 +30,8 @@ void answer_heartbeat(const pg::rows& r, std::size_t row, callback<heartbeat_out
 const char* claim_statement();
 /// One of the reaper's statements, for the plan tests (null for an unknown name): "offline"
 /// ($1 now us, $2 timeout ms, $3 message), "leases" and "timeouts" ($1 now us, $2 message),
-/// "due" ($1 now us), "retention" ($1 now us, $2 retention ms).
+/// "due" ($1 now us), "retention" ($1 now us, $2 retention ms), "count" (none: the queued-task
+/// count).
 const char* reap_statement(std::string_view name);
 
 /// One store operation waiting for (or in) a transaction.

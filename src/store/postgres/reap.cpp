@@ -5,6 +5,7 @@
 // another worker queued).
 #include "store/postgres/postgres_store.hpp"
 #include "store/postgres/release_sql.hpp"
+#include "store/postgres/sql.hpp"
 
 namespace pm_agent::store::postgres {
 
@@ -80,8 +81,7 @@ constexpr const char* k_pending_queues =
     "t.queue > q.queue ORDER BY t.queue LIMIT 1) FROM q WHERE q.queue IS NOT NULL) SELECT queue "
     "FROM q WHERE queue IS NOT NULL";
 
-constexpr const char* k_count_queued =
-    "SELECT count(*) FROM pm_tasks WHERE status IN ('pending', 'scheduled')";
+constexpr const char* k_count_queued = PM_COUNT_QUEUED_SQL;
 
 /// The queued-task count is read again every this many reaps (about once a second).
 constexpr int k_count_every = 5;
@@ -107,6 +107,9 @@ const char* reap_statement(std::string_view name) {
     }
     if (name == "retention") {
         return k_reap_retention;
+    }
+    if (name == "count") {
+        return k_count_queued;
     }
     return nullptr;
 }

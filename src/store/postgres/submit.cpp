@@ -52,8 +52,7 @@ constexpr const char* k_insert_keyed =
 constexpr const char* k_select_by_keys =
     "SELECT " PM_TASK_COLUMNS("t") " FROM pm_tasks t WHERE t.idempotency_key = ANY($1::text[])";
 
-constexpr const char* k_count_queued =
-    "SELECT count(*) FROM pm_tasks WHERE status IN ('pending', 'scheduled')";
+constexpr const char* k_count_queued = PM_COUNT_QUEUED_SQL;
 
 constexpr const char* k_add_queues =
     "INSERT INTO pm_queues (name) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING";

@@ -215,15 +215,15 @@ TEST(postgres_plan, ReaperGenericPlansNeverScanATable) {
               "status, last_heartbeat, registered_at, worker, token_hash, lease_expires_at) "
               "SELECT 'a_' || g, 'w', '{default}', '{}', '{}', 64, 'online', now(), now(), 'test', "
               "'\\x00', CASE WHEN g % 10 = 0 THEN now() END FROM generate_series(1, 2000) g");
-    // A quarter each pending, finished, held and scheduled.
+    // As in a busy queue: a tenth each pending, held and scheduled, the rest finished and kept.
     exec_text(c,
               "INSERT INTO pm_tasks (id, queue, type, payload, priority, status, max_attempts, "
               "required_capabilities, timeout_s, created_at, updated_at, ready_at, agent_id, "
               "finished_at, run_at, timeout_at) SELECT 't_' || g, 'default', 'x', '{}', 0, "
-              "(ARRAY['pending', 'succeeded', 'assigned', 'scheduled'])[1 + g % 4], 3, '{}', 0, "
-              "now(), now(), now(), CASE WHEN g % 4 = 2 THEN 'a_' || (g % 2000) END, CASE WHEN g "
-              "% 4 = 1 THEN now() END, CASE WHEN g % 4 = 3 THEN now() END, CASE WHEN g % 4 = 2 "
-              "THEN now() END FROM generate_series(1, 20000) g");
+              "COALESCE((ARRAY['pending', 'assigned', 'scheduled'])[1 + g % 10], 'succeeded'), 3, "
+              "'{}', 0, now(), now(), now(), CASE WHEN g % 10 = 1 THEN 'a_' || (g % 2000) END, "
+              "CASE WHEN g % 10 > 2 THEN now() END, CASE WHEN g % 10 = 2 THEN now() END, CASE "
+              "WHEN g % 10 = 1 THEN now() END FROM generate_series(1, 20000) g");
     exec_text(c, "ANALYZE pm_tasks");
     exec_text(c, "ANALYZE pm_agents");
     exec_text(c, "SET plan_cache_mode = force_generic_plan");
@@ -238,12 +238,14 @@ TEST(postgres_plan, ReaperGenericPlansNeverScanATable) {
         {"timeouts", "bigint, text", "pm_us(now()), 'timeout'"},
         {"due", "bigint", "pm_us(now())"},
         {"retention", "bigint, bigint", "pm_us(now()), 0"},
+        {"count", "", ""},
     };
     for (const probe& p : probes) {
-        exec_text(c, std::string("PREPARE plan_") + p.name + "(" + p.types + ") AS " +
-                         reap_statement(p.name));
-        const std::string plan =
-            exec_text(c, std::string("EXPLAIN EXECUTE plan_") + p.name + "(" + p.args + ")");
+        const std::string types = *p.types != '\0' ? std::string("(") + p.types + ")" : "";
+        const std::string args = *p.args != '\0' ? std::string("(") + p.args + ")" : "";
+        exec_text(c,
+                  std::string("PREPARE plan_") + p.name + types + " AS " + reap_statement(p.name));
+        const std::string plan = exec_text(c, std::string("EXPLAIN EXECUTE plan_") + p.name + args);
         EXPECT_EQ(plan.find("Seq Scan on pm_tasks"), std::string::npos) << p.name << "\n" << plan;
         EXPECT_EQ(plan.find("Seq Scan on pm_agents"), std::string::npos) << p.name << "\n" << plan;
     }
