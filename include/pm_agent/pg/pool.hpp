@@ -132,7 +132,11 @@ class pool {
 
     /// Runs `statements` as one transaction in one round trip; `done` is called exactly once,
     /// from the loop. FIFO: transactions start in the order they were submitted.
-    void transact(std::vector<statement> statements, completion done);
+    /// `generic_plans`: prepared statements run their generic plan at once (plan_cache_mode
+    /// force_generic_plan for this transaction) instead of being planned again for every call
+    /// while PostgreSQL weighs custom plans: for statements whose plan does not depend on the
+    /// values (lookups by key, arrays of keys), where planning costs more than running.
+    void transact(std::vector<statement> statements, completion done, bool generic_plans = false);
 
     /// True when at least one connection is usable.
     bool healthy() const;

@@ -28,6 +28,8 @@ void answer_heartbeat(const pg::rows& r, std::size_t row, callback<heartbeat_out
 
 /// The claim statement ($1 agent, $2 most tasks, $3 now us, $4 lease ms), for the plan test.
 const char* claim_statement();
+/// The joined completion ($1 task ids, $2 agents, $3 results, $4 times us), for the plan test.
+const char* complete_many_statement();
 /// One of the reaper's statements, for the plan tests (null for an unknown name): "offline"
 /// ($1 now us, $2 timeout ms, $3 message), "leases" and "timeouts" ($1 now us, $2 message),
 /// "due" ($1 now us), "retention" ($1 now us, $2 retention ms), "count" (none: the queued-task

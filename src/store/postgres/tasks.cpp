@@ -64,13 +64,15 @@ constexpr const char* k_complete =
     "updated_at = pm_ts($3), finished_at = pm_ts($3), timeout_at = NULL" PM_HELD_BY
     "RETURNING t.*)" PM_LEASE_TAIL;
 
-// $1 ids, $2 agents, $3 results, $4 times: every completion of one loop turn.
+// $1 ids, $2 agents, $3 results, $4 times: every completion of one loop turn. The rows are
+// found by key (t.id = ANY), whatever the plan makes of the join with i.
 constexpr const char* k_complete_many =
     "WITH i AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) AS i(id, "
     "agent_id, result, now)), "
     "upd AS (UPDATE pm_tasks t SET status = 'succeeded', result = i.result::json, error = NULL, "
     "updated_at = pm_ts(i.now), finished_at = pm_ts(i.now), timeout_at = NULL FROM i WHERE t.id "
-    "= i.id AND t.agent_id = i.agent_id AND t.status IN ('assigned', 'running') RETURNING t.*) "
+    "= ANY ($1::text[]) AND t.id = i.id AND t.agent_id = i.agent_id AND t.status IN "
+    "('assigned', 'running') RETURNING t.*) "
     "SELECT " PM_TASK_COLUMNS("upd") " FROM upd";
 
 // $4 error, $5 retryable, $6 back-off in ms by attempts so far (the last entry repeats).
@@ -138,6 +140,10 @@ error lease_refusal(const pg::rows& r) {
 
 const char* claim_statement() {
     return k_claim;
+}
+
+const char* complete_many_statement() {
+    return k_complete_many;
 }
 
 void postgres_store::claim(std::string_view agent_id, std::size_t max, time_point now,

@@ -144,7 +144,7 @@ PGconn* plan_database() {
 
 // The claim must walk the partial index of pending tasks, not scan or sort the table: with a
 // backlog of pending tasks in other queues and finished tasks around, its plan names
-// pm_tasks_claim and never a sequential scan of pm_tasks.
+// pm_tasks_claim and never a sequential scan of pm_tasks, custom or generic.
 TEST(postgres_plan, ClaimWalksThePendingIndex) {
     PGconn* c = plan_database();
     if (c == nullptr) {
@@ -166,9 +166,31 @@ TEST(postgres_plan, ClaimWalksThePendingIndex) {
               std::string("PREPARE plan_claim(text, int, bigint, bigint) AS ") + claim_statement());
     const std::string plan =
         exec_text(c, "EXPLAIN EXECUTE plan_claim('a_plan', 8, 1700000000000000, 60000)");
-    PQfinish(c);
     EXPECT_NE(plan.find("pm_tasks_claim"), std::string::npos) << plan;
     EXPECT_EQ(plan.find("Seq Scan on pm_tasks"), std::string::npos) << plan;
+    // Group commit runs it with its generic plan (pg::pool::transact, generic_plans), and so
+    // the joined completion: both must reach their rows through an index all the same.
+    exec_text(c, "SET plan_cache_mode = force_generic_plan");
+    const std::string generic =
+        exec_text(c, "EXPLAIN EXECUTE plan_claim('a_plan', 8, 1700000000000000, 60000)");
+    EXPECT_NE(generic.find("pm_tasks_claim"), std::string::npos) << generic;
+    EXPECT_EQ(generic.find("Seq Scan on pm_tasks"), std::string::npos) << generic;
+    // With many tasks held, as in a busy fleet.
+    exec_text(c,
+              "INSERT INTO pm_tasks (id, queue, type, payload, priority, status, max_attempts, "
+              "required_capabilities, timeout_s, created_at, updated_at, ready_at, agent_id) "
+              "SELECT 'h_' || g, 'q1', 'x', '{}', 0, 'assigned', 3, '{}', 0, now(), now(), now(), "
+              "'a_plan' FROM generate_series(1, 5000) g");
+    exec_text(c, "ANALYZE pm_tasks");
+    exec_text(c, std::string("PREPARE plan_complete(text[], text[], text[], bigint[]) AS ") +
+                     complete_many_statement());
+    const std::string complete =
+        exec_text(c,
+                  "EXPLAIN EXECUTE plan_complete('{t_1,t_2}', '{a_plan,a_plan}', '{1,2}', "
+                  "'{1700000000000000,1700000000000000}')");
+    PQfinish(c);
+    EXPECT_NE(complete.find("pm_tasks_pkey"), std::string::npos) << complete;
+    EXPECT_EQ(complete.find("Seq Scan on pm_tasks"), std::string::npos) << complete;
 }
 
 // The reaper runs several times a second on every worker: with a fleet of agents attached to
