@@ -72,9 +72,8 @@ class connection : public std::enable_shared_from_this<connection> {
     void start();
 
     /// Sends `statements` as one transaction; the connection must be idle (on_connected or
-    /// on_finished said so). The answer comes through on_finished or on_lost. `generic_plans`:
-    /// see pool::transact.
-    void run(std::vector<statement> statements, bool generic_plans);
+    /// on_finished said so). The answer comes through on_finished or on_lost.
+    void run(std::vector<statement> statements);
 
     /// Closes without calling the listener again; pending handlers become no-ops.
     void close();
@@ -91,7 +90,7 @@ class connection : public std::enable_shared_from_this<connection> {
     void fail_connect(std::string_view error);
 
     // Running transactions (connection_pipeline.cpp).
-    void send_statements(const std::vector<statement>& statements, bool generic_plans);
+    void send_statements(const std::vector<statement>& statements);
     void flush();
     void arm_read();
     void arm_write();

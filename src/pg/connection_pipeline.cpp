@@ -17,11 +17,8 @@ namespace {
 
 // The timeout is set per transaction (is_local = true: SET LOCAL semantics), so no session
 // state survives it; that keeps the pool usable behind PgBouncer in transaction mode.
-// Every transaction starts with its settings, local to it (nothing outlives the transaction:
-// safe behind a pooler in transaction mode).
-constexpr const char* k_settings_sql =
-    "SELECT set_config('statement_timeout', $1, true), set_config('plan_cache_mode', $2, true)";
-constexpr const char* k_settings_name = "pm_transaction_settings";
+constexpr const char* k_set_timeout_sql = "SELECT set_config('statement_timeout', $1, true)";
+constexpr const char* k_set_timeout_name = "pm_set_statement_timeout";
 
 // The server answers within statement_timeout or cancels the statement; past this margin the
 // connection itself is presumed stuck.
@@ -29,42 +26,43 @@ constexpr std::chrono::seconds k_answer_margin{1};
 
 }  // namespace
 
-void connection::run(std::vector<statement> statements, bool generic_plans) {
+void connection::run(std::vector<statement> statements) {
     auto self = shared_from_this();  // a synchronous failure may make the owner drop us
     phase_ = phase::busy;
     // statement_timeout 0 is PostgreSQL's "no limit": then nothing here limits the wait either.
     if (settings_.statement_timeout.count() > 0) {
         arm_deadline(settings_.statement_timeout + k_answer_margin, phase::busy);
     }
-    send_statements(statements, generic_plans);
+    send_statements(statements);
     if (phase_ != phase::busy) {
         return;
     }
     flush();
 }
 
-void connection::send_statements(const std::vector<statement>& statements, bool generic_plans) {
+void connection::send_statements(const std::vector<statement>& statements) {
     PGconn* conn = conn_.get();
     results_.reset(statements.size());
 
     const std::string timeout =
         std::to_string(std::max<std::int64_t>(settings_.statement_timeout.count(), 0));
-    const char* settings[] = {timeout.c_str(), generic_plans ? "force_generic_plan" : "auto"};
+    const char* timeout_value[] = {timeout.c_str()};
     std::vector<std::string> preparing;  // names prepared earlier in this same pipeline
-    // Prepared once per connection where statements may be.
+    // Every transaction starts with it: prepared once per connection where statements may be.
     int set = 0;
     if (settings_.prepared_statements) {
-        if (!prepared_.contains(k_settings_name)) {
-            if (PQsendPrepare(conn, k_settings_name, k_settings_sql, 0, nullptr) != 1) {
+        if (!prepared_.contains(k_set_timeout_name)) {
+            if (PQsendPrepare(conn, k_set_timeout_name, k_set_timeout_sql, 0, nullptr) != 1) {
                 lose(failure_kind::connection, libpq_error());
                 return;
             }
-            results_.expect_prepare(0, k_settings_name);
-            preparing.emplace_back(k_settings_name);
+            results_.expect_prepare(0, k_set_timeout_name);
+            preparing.emplace_back(k_set_timeout_name);
         }
-        set = PQsendQueryPrepared(conn, k_settings_name, 2, settings, nullptr, nullptr, 0);
+        set = PQsendQueryPrepared(conn, k_set_timeout_name, 1, timeout_value, nullptr, nullptr, 0);
     } else {
-        set = PQsendQueryParams(conn, k_settings_sql, 2, nullptr, settings, nullptr, nullptr, 0);
+        set = PQsendQueryParams(conn, k_set_timeout_sql, 1, nullptr, timeout_value, nullptr,
+                                nullptr, 0);
     }
     if (set != 1) {
         lose(failure_kind::connection, libpq_error());

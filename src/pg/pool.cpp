@@ -191,8 +191,8 @@ void pool::start() {
     impl_->start();
 }
 
-void pool::transact(std::vector<statement> statements, completion done, bool generic_plans) {
-    impl_->transact(std::move(statements), std::move(done), generic_plans);
+void pool::transact(std::vector<statement> statements, completion done) {
+    impl_->transact(std::move(statements), std::move(done));
 }
 
 bool pool::healthy() const {

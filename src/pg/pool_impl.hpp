@@ -26,7 +26,6 @@ struct pool::impl final : connection_listener {
         std::vector<statement> statements;
         completion done;
         clock_type::time_point submitted;
-        bool generic_plans = false;
     };
 
     // One connection's place in the pool: it survives the connection objects that come and go.
@@ -61,9 +60,9 @@ struct pool::impl final : connection_listener {
     void schedule_reconnect(std::size_t index);
 
     // Transactions (pool_queue.cpp)
-    void transact(std::vector<statement> statements, completion done, bool generic_plans);
+    void transact(std::vector<statement> statements, completion done);
     void dispatch(slot& s, std::vector<statement> statements, completion done,
-                  clock_type::time_point submitted, bool generic_plans);
+                  clock_type::time_point submitted);
     void pump();
     void arm_queue_timer();
     void expire_waiters();

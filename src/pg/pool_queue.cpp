@@ -26,7 +26,7 @@ failure make_failure(failure_kind kind, std::string message) {
     return error;
 }
 
-void pool::impl::transact(std::vector<statement> statements, completion done, bool generic_plans) {
+void pool::impl::transact(std::vector<statement> statements, completion done) {
     const auto now = clock_type::now();
     for (std::size_t i = 0; i < statements.size(); ++i) {
         if (statements[i].params.size() > k_max_params) {
@@ -39,7 +39,7 @@ void pool::impl::transact(std::vector<statement> statements, completion done, bo
     }
     if (waiters_.empty()) {
         if (slot* free = idle_slot()) {
-            dispatch(*free, std::move(statements), std::move(done), now, generic_plans);
+            dispatch(*free, std::move(statements), std::move(done), now);
             return;
         }
     }
@@ -58,13 +58,13 @@ void pool::impl::transact(std::vector<statement> statements, completion done, bo
                answer_kind::overloaded);
         return;
     }
-    waiters_.push_back({std::move(statements), std::move(done), now, generic_plans});
+    waiters_.push_back({std::move(statements), std::move(done), now});
     arm_queue_timer();
     update_gauges();
 }
 
 void pool::impl::dispatch(slot& s, std::vector<statement> statements, completion done,
-                          clock_type::time_point submitted, bool generic_plans) {
+                          clock_type::time_point submitted) {
     s.busy = true;
     s.done = std::move(done);
     s.submitted = submitted;
@@ -72,7 +72,7 @@ void pool::impl::dispatch(slot& s, std::vector<statement> statements, completion
     update_gauges();
     // Last, and through a copy: a synchronous failure calls on_lost, which drops s.conn.
     std::shared_ptr<connection> conn = s.conn;
-    conn->run(std::move(statements), generic_plans);
+    conn->run(std::move(statements));
 }
 
 // Starts queued transactions, oldest first, while connections are free.
@@ -84,8 +84,7 @@ void pool::impl::pump() {
         }
         waiter next = std::move(waiters_.front());
         waiters_.pop_front();
-        dispatch(*free, std::move(next.statements), std::move(next.done), next.submitted,
-                 next.generic_plans);
+        dispatch(*free, std::move(next.statements), std::move(next.done), next.submitted);
     }
     update_gauges();
 }

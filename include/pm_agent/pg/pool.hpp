@@ -132,11 +132,7 @@ class pool {
 
     /// Runs `statements` as one transaction in one round trip; `done` is called exactly once,
     /// from the loop. FIFO: transactions start in the order they were submitted.
-    /// `generic_plans`: prepared statements run their generic plan at once (plan_cache_mode
-    /// force_generic_plan for this transaction) instead of being planned again for every call
-    /// while PostgreSQL weighs custom plans: for statements whose plan does not depend on the
-    /// values (lookups by key, arrays of keys), where planning costs more than running.
-    void transact(std::vector<statement> statements, completion done, bool generic_plans = false);
+    void transact(std::vector<statement> statements, completion done);
 
     /// True when at least one connection is usable.
     bool healthy() const;

@@ -127,20 +127,12 @@ void postgres_store::flush() {
             return;
         }
         ++in_flight_;
-        // Generic plans: every statement here finds its rows by key or through the index its
-        // plan test checks, and PostgreSQL would otherwise plan the claim and the joined
-        // completion anew on every call (custom plans looked cheaper), costing more than
-        // running them. A generic plan is made again whenever pm_tasks is analyzed (often:
-        // see its autovacuum settings), so it follows the table's shape.
-        db_.transact(
-            std::move(statements),
-            [this, alive = alive_, ops = std::move(ops),
-             first = std::move(first)](pg::outcome out) mutable {
-                if (*alive) {
-                    on_transaction(std::move(ops), std::move(first), std::move(out));
-                }
-            },
-            true);
+        db_.transact(std::move(statements), [this, alive = alive_, ops = std::move(ops),
+                                             first = std::move(first)](pg::outcome out) mutable {
+            if (*alive) {
+                on_transaction(std::move(ops), std::move(first), std::move(out));
+            }
+        });
     }
 }
 
