@@ -168,8 +168,8 @@ TEST(postgres_plan, ClaimWalksThePendingIndex) {
         exec_text(c, "EXPLAIN EXECUTE plan_claim('a_plan', 8, 1700000000000000, 60000)");
     EXPECT_NE(plan.find("pm_tasks_claim"), std::string::npos) << plan;
     EXPECT_EQ(plan.find("Seq Scan on pm_tasks"), std::string::npos) << plan;
-    // Group commit runs it with its generic plan (pg::pool::transact, generic_plans), and so
-    // the joined completion: both must reach their rows through an index all the same.
+    // PostgreSQL may settle on the generic plan of a prepared statement after a few calls; the
+    // claim's and the joined completion's must reach their rows through an index all the same.
     exec_text(c, "SET plan_cache_mode = force_generic_plan");
     const std::string generic =
         exec_text(c, "EXPLAIN EXECUTE plan_claim('a_plan', 8, 1700000000000000, 60000)");
