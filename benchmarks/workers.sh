@@ -4,7 +4,9 @@
 # `run.sh e2e`. Rounds alternate 1 and 2 workers on fresh stacks. Beside tasks/s it records the
 # CPU seconds of each part (the workers, nginx, PostgreSQL, Redis, the load tool) read from
 # /proc, so the scaling on bigger machines can be projected: the target here is no
-# coordination loss (2 workers >= 1.0x one; worker CPU per task within 10 %).
+# coordination loss (2 workers >= 1.0x one; worker CPU per task within 10 %). A third run per
+# round, one worker with half the clients (32 submitters, 2 agents: what each of two workers
+# serves), tells what the split of the load costs by itself, without any coordination.
 # Usage: benchmarks/workers.sh BUILD_DIR   (PM_AGENT_BENCH_ROUNDS, PM_AGENT_BENCH_SECONDS)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -66,17 +68,21 @@ PY
 }
 
 client=(--agents 4 --concurrency 64 --submitters 64 --max-outstanding 1024 --mode ws)
+half=(--agents 2 --concurrency 64 --submitters 32 --max-outstanding 512 --mode ws)
 for ((round = 1; round <= rounds; round++)); do
-  for n in 1 2; do
+  for n in 1 2 1h; do
     stack_dir="$work/stack-$n-$round"
-    url=$(scripts/stack.sh up --workers "$n" --dir "$stack_dir" 2>"$work/stack.log") || {
+    url=$(scripts/stack.sh up --workers "${n%h}" --dir "$stack_dir" 2>"$work/stack.log") || {
       cat "$work/stack.log" >&2; exit 1; }
     pids=$(stack_pids "$stack_dir")
     before=$(cpu_snapshot "$pids")
-    echo "round $round/$rounds: $n worker(s) behind nginx"
+    what=""
+    [ "$n" = 1h ] && what=", half the clients"
+    echo "round $round/$rounds: ${n%h} worker(s) behind nginx$what"
     bench_before=$("$python" -c 'import os; t=os.times(); print(t.children_user + t.children_system)')
+    if [ "$n" = 1h ]; then args=("${half[@]}"); else args=("${client[@]}"); fi
     "$bench" --url "$url" --label "workers-$n-$round" --out "$work/runs.json" \
-      --duration "$seconds" --drain 10 "${client[@]}" | sed 's/^/    /' || true
+      --duration "$seconds" --drain 10 "${args[@]}" | sed 's/^/    /' || true
     after=$(cpu_snapshot "$pids")
     "$python" - "$before" "$after" "$work/cpu-$n-$round.json" <<PY
 import json, sys
@@ -97,7 +103,7 @@ result = {"scenario": "workers_behind_nginx",
           "machine": f"{platform.machine()} {os.cpu_count()} cores",
           "client": "pm-agent-bench " + client + " (through nginx)",
           "store": "postgres (durable) + redis"}
-for n in (1, 2):
+for n in (1, 2, "1h"):
     tps, cpu_per_task, shares, lost, dup = [], [], [], 0, 0
     for i in range(1, rounds + 1):
         r = runs[f"workers-{n}-{i}"]
@@ -117,15 +123,20 @@ for n in (1, 2):
 one, two = result["workers_1"], result["workers_2"]
 result["ratio_2_vs_1"] = round(two["median_tasks_per_s"] / one["median_tasks_per_s"], 3)
 result["cpu_per_task_2_vs_1"] = round(two["median_worker_cpu_us_per_task"] / one["median_worker_cpu_us_per_task"], 3)
+# Against one worker serving what each of the two serves: the split's own cost taken out.
+result["workers_1h"]["client"] = "pm-agent-bench --agents 2 --concurrency 64 --submitters 32 --max-outstanding 512 --mode ws"
+result["cpu_per_task_2_vs_1_half_clients"] = round(two["median_worker_cpu_us_per_task"] / result["workers_1h"]["median_worker_cpu_us_per_task"], 3)
 results = json.load(open(out)) if os.path.exists(out) else []
 results.append(result)
 with open(out + ".tmp", "w") as fh:
     json.dump(results, fh, indent=2)
 os.replace(out + ".tmp", out)
 print(f"\nbehind nginx, PostgreSQL + Redis, median of {rounds} rounds")
-for n in (1, 2):
+for n in (1, 2, "1h"):
     e = result[f"workers_{n}"]
-    print(f"{n} worker(s): {e['median_tasks_per_s']:>9.1f} tasks/s  worker CPU {e['median_worker_cpu_us_per_task']:>7.1f} us/task  "
+    label = "1 worker, half the clients" if n == "1h" else f"{n} worker(s)"
+    print(f"{label}: {e['median_tasks_per_s']:>9.1f} tasks/s  worker CPU {e['median_worker_cpu_us_per_task']:>7.1f} us/task  "
           f"CPU shares {e['cpu_share_of_server_side']}  lost {e['lost']} dup {e['duplicated']}")
 print(f"2 vs 1 workers: throughput {result['ratio_2_vs_1']}x, worker CPU per task {result['cpu_per_task_2_vs_1']}x")
+print(f"2 workers vs 1 worker with half the clients: worker CPU per task {result['cpu_per_task_2_vs_1_half_clients']}x")
 PY
