@@ -69,7 +69,7 @@ struct client::impl {
     std::vector<std::string> channels;
     message_callback on_message;
     store::unique_function<void()> on_subscribed;
-    std::size_t next = 0;     // the command connection of this loop turn
+    std::size_t next = 0;      // the command connection of this loop turn
     bool turn_pinned = false;  // a command went on `next` this turn
     bool started = false;
     std::shared_ptr<bool> alive = std::make_shared<bool>(true);
@@ -145,6 +145,7 @@ class client::impl::connection {
     std::deque<pending*> in_flight_;
     boost::asio::steady_timer retry_;
     boost::asio::steady_timer setup_deadline_;
+    std::uint64_t setup_arms_ = 0;  // setup deadlines armed so far (the live one is the last)
     // Armed for the oldest command in flight, and left alone while that deadline is no later
     // than the new oldest one's: when it fires it moves on to the next (no timer call per reply).
     boost::asio::steady_timer reply_deadline_;

@@ -75,6 +75,9 @@ struct socket_watch : std::enable_shared_from_this<socket_watch> {
                                       return;
                                   }
                                   self->write();
+                                  // Connected now and still more left: wait again at once.
+                                  self->write_blocked = self->ac != nullptr && self->want_write &&
+                                                        (self->ac->c.flags & REDIS_CONNECTED) != 0;
                                   self->arm_write();
                               });
     }
@@ -333,9 +336,9 @@ void client::impl::connection::authenticate() {
 }
 
 void client::impl::connection::became_ready() {
-    failures_ = 0;
     ready_ = true;
     if (!subscriber_) {
+        failures_ = 0;
         setup_deadline_.cancel();
         spdlog::info("event=redis_connected");
         owner_.update_gauges();
@@ -368,6 +371,7 @@ void client::impl::connection::on_pubsub(redisAsyncContext*, void* r, void* priv
     const std::string_view kind(m.element[0]->str, m.element[0]->len);
     if (kind == "subscribe") {
         if (++self->confirmed_ == self->owner_.channels.size()) {
+            self->failures_ = 0;  // set up at last: a server that never confirms backs off more
             self->setup_deadline_.cancel();
             self->subscribed_ = true;
             self->owner_.update_gauges();
@@ -414,15 +418,18 @@ void client::impl::connection::forget(pending* p) {
 }
 
 void client::impl::connection::arm_setup_deadline(const char* event) {
+    // Each arm has its own number: a handler already queued for the previous deadline (the
+    // connect one, re-armed for SUBSCRIBE) finds itself outdated rather than dropping a
+    // connection that is in its next step.
+    const std::uint64_t arm = ++setup_arms_;
     setup_deadline_.expires_after(owner_.options.timeout);
-    setup_deadline_.async_wait(
-        [this, alive = alive_, generation = generation_, event](boost::system::error_code ec) {
-            if (ec || !*alive || generation != generation_ || ac_ == nullptr || usable()) {
-                return;
-            }
-            spdlog::warn("{}", event);
-            drop();
-        });
+    setup_deadline_.async_wait([this, alive = alive_, arm, event](boost::system::error_code ec) {
+        if (ec || !*alive || arm != setup_arms_ || ac_ == nullptr || usable()) {
+            return;
+        }
+        spdlog::warn("{}", event);
+        drop();
+    });
 }
 
 void client::impl::connection::arm_reply_deadline() {
@@ -478,6 +485,7 @@ void client::impl::connection::drop() {
 void client::impl::connection::retry_later() {
     ready_ = false;
     subscribed_ = false;
+    ++setup_arms_;  // a set-up deadline handler already queued is outdated
     setup_deadline_.cancel();
     reply_deadline_.cancel();
     reply_deadline_armed_ = false;

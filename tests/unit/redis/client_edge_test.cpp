@@ -206,6 +206,19 @@ TEST_F(redis_edge_test, ASubscriptionNeverConfirmedIsDroppedAndTriedAgain) {
     EXPECT_FALSE(c->status().subscribed);
     EXPECT_EQ(subscribed, 0);
     c.reset();
+    // Connected is not set up: a subscriber that is never confirmed backs off longer each
+    // time (10, 20, 40 ... ms on top of each 100 ms timeout: about 7 attempts in 1.5 s, where a
+    // back-off reset by every connect makes 13).
+    accepted.clear();
+    o.reconnect_max = 2s;
+    c = std::make_unique<redis::client>(ioc_, o, registry_);
+    c->subscribe(
+        {"pm-edge:silent"}, [](std::string_view, std::string_view) {}, [] {});
+    c->start();
+    run_until([] { return false; }, 1500ms);
+    EXPECT_LE(accepted.size(), 10u) << "the subscriber's back-off does not grow";
+    EXPECT_GE(accepted.size(), 3u);
+    c.reset();
     silent.close();
     ioc_.restart();
     ioc_.run_for(20ms);
