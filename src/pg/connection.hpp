@@ -91,6 +91,12 @@ class connection : public std::enable_shared_from_this<connection> {
 
     // Running transactions (connection_pipeline.cpp).
     void send_statements(const std::vector<statement>& statements);
+    /// Queues one statement of the pipeline: when prepared statements are on and `name` is not
+    /// empty, prepared under it first (once per session; `preparing` holds the names prepared
+    /// earlier in this pipeline, a failed Prepare is charged to caller statement `index`), else
+    /// sent unnamed. False: the connection was lost.
+    bool send_one(const char* name, const char* sql, const std::vector<const char*>& values,
+                  std::size_t index, std::vector<std::string>& preparing);
     void flush();
     void arm_read();
     void arm_write();

@@ -46,26 +46,10 @@ void connection::send_statements(const std::vector<statement>& statements) {
 
     const std::string timeout =
         std::to_string(std::max<std::int64_t>(settings_.statement_timeout.count(), 0));
-    const char* timeout_value[] = {timeout.c_str()};
+    std::vector<const char*> values{timeout.c_str()};
     std::vector<std::string> preparing;  // names prepared earlier in this same pipeline
-    // Every transaction starts with it: prepared once per connection where statements may be.
-    int set = 0;
-    if (settings_.prepared_statements) {
-        if (!prepared_.contains(k_set_timeout_name)) {
-            if (PQsendPrepare(conn, k_set_timeout_name, k_set_timeout_sql, 0, nullptr) != 1) {
-                lose(failure_kind::connection, libpq_error());
-                return;
-            }
-            results_.expect_prepare(0, k_set_timeout_name);
-            preparing.emplace_back(k_set_timeout_name);
-        }
-        set = PQsendQueryPrepared(conn, k_set_timeout_name, 1, timeout_value, nullptr, nullptr, 0);
-    } else {
-        set = PQsendQueryParams(conn, k_set_timeout_sql, 1, nullptr, timeout_value, nullptr,
-                                nullptr, 0);
-    }
-    if (set != 1) {
-        lose(failure_kind::connection, libpq_error());
+    // Every transaction starts with it, prepared like any named statement.
+    if (!send_one(k_set_timeout_name, k_set_timeout_sql, values, 0, preparing)) {
         return;
     }
     results_.expect_set_config();
@@ -73,36 +57,15 @@ void connection::send_statements(const std::vector<statement>& statements) {
     // libpq wants NUL-terminated strings; a string_view is not, so each is copied once.
     std::string sql;
     std::string name;
-    std::vector<const char*> values;
     for (std::size_t i = 0; i < statements.size(); ++i) {
         const statement& stmt = statements[i];
         values.clear();
         for (const auto& param : stmt.params) {
             values.push_back(param ? param->c_str() : nullptr);
         }
-        const int count = static_cast<int>(values.size());
         sql.assign(stmt.sql);
-        int sent = 0;
-        if (settings_.prepared_statements && !stmt.name.empty()) {
-            name.assign(stmt.name);
-            if (!prepared_.contains(name) &&
-                std::find(preparing.begin(), preparing.end(), name) == preparing.end()) {
-                // Types are left to the server (paramTypes null), as for unnamed statements.
-                if (PQsendPrepare(conn, name.c_str(), sql.c_str(), 0, nullptr) != 1) {
-                    lose(failure_kind::connection, libpq_error());
-                    return;
-                }
-                results_.expect_prepare(i, name);
-                preparing.push_back(name);
-            }
-            sent =
-                PQsendQueryPrepared(conn, name.c_str(), count, values.data(), nullptr, nullptr, 0);
-        } else {
-            sent = PQsendQueryParams(conn, sql.c_str(), count, nullptr, values.data(), nullptr,
-                                     nullptr, 0);
-        }
-        if (sent != 1) {
-            lose(failure_kind::connection, libpq_error());
+        name.assign(stmt.name);
+        if (!send_one(name.c_str(), sql.c_str(), values, i, preparing)) {
             return;
         }
         results_.expect_query(i);
@@ -112,6 +75,33 @@ void connection::send_statements(const std::vector<statement>& statements) {
         return;
     }
     results_.expect_sync();
+}
+
+bool connection::send_one(const char* name, const char* sql, const std::vector<const char*>& values,
+                          std::size_t index, std::vector<std::string>& preparing) {
+    PGconn* conn = conn_.get();
+    const int count = static_cast<int>(values.size());
+    int sent = 0;
+    if (settings_.prepared_statements && *name != '\0') {
+        if (!prepared_.contains(name) &&
+            std::find(preparing.begin(), preparing.end(), name) == preparing.end()) {
+            // Types are left to the server (paramTypes null), as for unnamed statements.
+            if (PQsendPrepare(conn, name, sql, 0, nullptr) != 1) {
+                lose(failure_kind::connection, libpq_error());
+                return false;
+            }
+            results_.expect_prepare(index, name);
+            preparing.emplace_back(name);
+        }
+        sent = PQsendQueryPrepared(conn, name, count, values.data(), nullptr, nullptr, 0);
+    } else {
+        sent = PQsendQueryParams(conn, sql, count, nullptr, values.data(), nullptr, nullptr, 0);
+    }
+    if (sent != 1) {
+        lose(failure_kind::connection, libpq_error());
+        return false;
+    }
+    return true;
 }
 
 void connection::flush() {
