@@ -3,6 +3,8 @@
 // One reap is one transaction: silent agents, expired leases, task timeouts, due scheduled
 // tasks, retention, and the queues with pending work (so idle consumers here can claim what
 // another worker queued).
+#include <utility>
+
 #include "store/postgres/postgres_store.hpp"
 #include "store/postgres/release_sql.hpp"
 #include "store/postgres/sql.hpp"
@@ -93,23 +95,14 @@ std::string ms_of(auto d) {
 }  // namespace
 
 const char* reap_statement(std::string_view name) {
-    if (name == "offline") {
-        return k_reap_offline;
-    }
-    if (name == "leases") {
-        return k_reap_leases;
-    }
-    if (name == "timeouts") {
-        return k_reap_timeouts;
-    }
-    if (name == "due") {
-        return k_reap_due;
-    }
-    if (name == "retention") {
-        return k_reap_retention;
-    }
-    if (name == "count") {
-        return k_count_queued;
+    constexpr std::pair<std::string_view, const char*> k_named[] = {
+        {"offline", k_reap_offline}, {"leases", k_reap_leases},       {"timeouts", k_reap_timeouts},
+        {"due", k_reap_due},         {"retention", k_reap_retention}, {"count", k_count_queued},
+    };
+    for (const auto& [n, sql] : k_named) {
+        if (n == name) {
+            return sql;
+        }
     }
     return nullptr;
 }

@@ -93,7 +93,7 @@ CREATE UNIQUE INDEX pm_tasks_idempotency_key ON pm_tasks (idempotency_key)
 CREATE INDEX pm_tasks_claim ON pm_tasks (queue, priority DESC, seq) WHERE status = 'pending';
 CREATE INDEX pm_tasks_assigned_agent_status ON pm_tasks (agent_id, status)
     WHERE status IN ('assigned', 'running');
--- Listings (newest first) walk seq (retention moved to pm_tasks_finished in migration 3). Every index on pm_tasks is
+-- Listings (newest first) and retention (oldest first) walk seq. Every index on pm_tasks is
 -- paid on each of a task's three writes (no update can be HOT: status is indexed), so there is
 -- no index for what only admin queries need (counts by queue and status scan the table).
 CREATE INDEX pm_tasks_seq ON pm_tasks (seq);
