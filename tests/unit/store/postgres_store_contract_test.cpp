@@ -222,16 +222,9 @@ TEST(postgres_plan, ReapOfflineLeavesAttachedAgentsOfLiveWorkersAlone) {
     EXPECT_EQ(plan.find("Seq Scan on pm_agents"), std::string::npos) << plan;
 }
 
-// A prepared statement settles on a generic plan, made without the parameters' values. The
-// reaper's statements run several times a second on every worker, so none may scan pm_tasks or
-// pm_agents whatever the rows it finds: every set they change is reached through an index (a
-// join to a CTE could be planned as a hash join over a scan of the whole table).
-TEST(postgres_plan, ReaperGenericPlansNeverScanATable) {
-    PGconn* c = plan_database();
-    if (c == nullptr) {
-        GTEST_SKIP() << "PM_AGENT_TEST_DATABASE_URL is not set";
-    }
-    exec_text(c, "TRUNCATE pm_tasks, pm_agents, pm_agent_notices, pm_queues, pm_workers");
+/// Rows shaped like a busy fleet: 2,000 agents (a tenth with a lease), 20,000 tasks of which a
+/// tenth each pending, held and scheduled, the rest finished and kept. Not analyzed.
+void fill_busy_fleet(PGconn* c) {
     exec_text(c,
               "INSERT INTO pm_agents (id, name, queues, capabilities, labels, max_concurrency, "
               "status, last_heartbeat, registered_at, worker, token_hash, lease_expires_at) "
@@ -246,6 +239,21 @@ TEST(postgres_plan, ReaperGenericPlansNeverScanATable) {
               "'{}', 0, now(), now(), now(), CASE WHEN g % 10 = 1 THEN 'a_' || (g % 2000) END, "
               "CASE WHEN g % 10 > 2 THEN now() END, CASE WHEN g % 10 = 2 THEN now() END, CASE "
               "WHEN g % 10 = 1 THEN now() END FROM generate_series(1, 20000) g");
+}
+
+// A prepared statement settles on a generic plan, made without the parameters' values. The
+// reaper's statements run several times a second on every worker, so none may scan pm_tasks or
+// pm_agents whatever the rows it finds: every set they change is reached through an index (a
+// join to a CTE could be planned as a hash join over a scan of the whole table). They are sent
+// unnamed (planned on each run, see the next test), so this holds them to a plan that does not
+// depend on the values: through PgBouncer, or were they ever prepared again.
+TEST(postgres_plan, ReaperGenericPlansNeverScanATable) {
+    PGconn* c = plan_database();
+    if (c == nullptr) {
+        GTEST_SKIP() << "PM_AGENT_TEST_DATABASE_URL is not set";
+    }
+    exec_text(c, "TRUNCATE pm_tasks, pm_agents, pm_agent_notices, pm_queues, pm_workers");
+    fill_busy_fleet(c);
     exec_text(c, "ANALYZE pm_tasks");
     exec_text(c, "ANALYZE pm_agents");
     exec_text(c, "SET plan_cache_mode = force_generic_plan");
@@ -303,6 +311,84 @@ TEST(postgres_plan, RetentionReadsOnlyFinishedTasksThatAreDue) {
     EXPECT_NE(plan.find("pm_tasks_finished"), std::string::npos) << plan;
     EXPECT_EQ(plan.find("Rows Removed by Filter"), std::string::npos) << plan;
     EXPECT_EQ(plan.find("Seq Scan on pm_tasks"), std::string::npos) << plan;
+}
+
+namespace {
+
+/// Sequential-scan tuples read from `table` so far, as the statistics show them.
+long long seq_tuples_read(PGconn* c, const char* table) {
+    return std::stoll(exec_text(c, std::string("SELECT seq_tup_read FROM pg_stat_user_tables "
+                                               "WHERE relname = '") +
+                                       table + "'"));
+}
+
+}  // namespace
+
+// A fresh database is small when the reaper's statements are first planned. A prepared
+// statement would keep the generic plan it settled on then, a sequential scan, until autovacuum
+// first analyzes the table (a minute later at the earliest), and the table keeps growing
+// meanwhile. Reaps on empty tables, then on busy ones in the same database session: the busy
+// tables are never read by a sequential scan.
+TEST(postgres_plan, ReapsPlannedOnEmptyTablesStayOnIndexesOnceTheyFill) {
+    PGconn* c = plan_database();
+    if (c == nullptr) {
+        GTEST_SKIP() << "PM_AGENT_TEST_DATABASE_URL is not set";
+    }
+    exec_text(c, "TRUNCATE pm_tasks, pm_agents, pm_agent_notices, pm_queues, pm_workers");
+    boost::asio::io_context ioc{1};
+    metrics::registry registry;
+    pg::pool_options pool_options;
+    pool_options.url = std::getenv("PM_AGENT_TEST_DATABASE_URL");
+    pool_options.size = 1;  // one session: the one that would keep the plans
+    pg::pool pool(ioc, pool_options, registry);
+    pool.start();
+    postgres_options options;
+    options.poll_interval = std::chrono::milliseconds(0);
+    auto st = make_postgres_store(ioc, pool, config::queue_config{}, config::agents_config{},
+                                  options);
+    auto wait = [&ioc](const bool& done) {
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+        while (!done && std::chrono::steady_clock::now() < deadline) {
+            ioc.restart();
+            ioc.run_one_for(std::chrono::milliseconds(50));
+        }
+        ASSERT_TRUE(done);
+    };
+    // Before autovacuum's first look: at the injected time (2020) nothing in the rows is due.
+    const time_point t0 = time_point(std::chrono::hours(24 * 365 * 50));
+    auto reap = [&](int times) {
+        for (int i = 0; i < times; ++i) {
+            bool done = false;
+            st->reap(t0, [&](result<reap_outcome> r) {
+                EXPECT_TRUE(r) << r.err().message;
+                done = true;
+            });
+            wait(done);
+        }
+    };
+    // The session's statistics reach the shared view when it next goes idle.
+    auto flush_statistics = [&] {
+        bool done = false;
+        pool.transact({{"", "SELECT pg_stat_force_next_flush()", {}}}, [&](pg::outcome out) {
+            EXPECT_FALSE(out.error);
+            done = true;
+        });
+        wait(done);
+    };
+    reap(8);  // more than the five runs after which a prepared statement may go generic
+    fill_busy_fleet(c);
+    flush_statistics();
+    const long long tasks_before = seq_tuples_read(c, "pm_tasks");
+    const long long agents_before = seq_tuples_read(c, "pm_agents");
+    // Two reaps: the third would read the queued-task count (every fifth reap), whose plan on
+    // tables never analyzed is the planner's guess; autovacuum's first analyze settles it.
+    reap(2);
+    flush_statistics();
+    EXPECT_EQ(seq_tuples_read(c, "pm_tasks"), tasks_before);
+    EXPECT_EQ(seq_tuples_read(c, "pm_agents"), agents_before);
+    st.reset();
+    exec_text(c, "TRUNCATE pm_tasks, pm_agents");
+    PQfinish(c);
 }
 
 }  // namespace pm_agent::store::postgres
