@@ -74,6 +74,25 @@ gcra_result gcra_check(std::optional<std::int64_t> stored_tat_us, std::int64_t n
     return result;
 }
 
+gcra_grant gcra_take(std::optional<std::int64_t> stored_tat_us, std::int64_t now_us,
+                     std::int64_t wanted, const gcra_policy& policy) noexcept {
+    const std::int64_t interval = policy.emission_interval_us;
+    const std::int64_t tat =
+        stored_tat_us.has_value() && *stored_tat_us > now_us ? *stored_tat_us : now_us;
+    // A stored TAT never runs further ahead than the tolerance, so this is never negative.
+    const std::int64_t available = (now_us + policy.tolerance_us() - tat) / interval;
+    gcra_grant out;
+    out.granted = std::min(std::max<std::int64_t>(wanted, 0), available);
+    out.tat_us = tat + interval * out.granted;
+    out.remaining = available - out.granted;
+    out.reset_after = std::chrono::microseconds(out.tat_us - now_us);
+    if (out.granted < wanted) {
+        out.retry_after =
+            std::chrono::microseconds(out.tat_us + interval - policy.tolerance_us() - now_us);
+    }
+    return out;
+}
+
 local_rate_limiter::local_rate_limiter(double rate_per_s, double burst, std::size_t max_keys,
                                        metrics::counter* fail_open)
     : policy_(make_gcra_policy(rate_per_s, burst)), max_keys_(max_keys), fail_open_(fail_open) {

@@ -12,7 +12,7 @@
 namespace pm_agent::api {
 namespace {
 
-// gcra_check() of rate_limit.cpp, line for line, on Redis' clock (TIME: one clock for every
+// gcra_take() of rate_limit.cpp, line for line, on Redis' clock (TIME: one clock for every
 // worker). Integers stay below 2^53, so Lua's doubles are exact; the TAT is written with %d
 // because tostring() would round it to 14 digits. The key expires when the bucket is full
 // again, which is when its TAT has passed.
@@ -21,17 +21,30 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local interval = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
+local wanted = tonumber(ARGV[3])
 local stored = tonumber(redis.call('GET', KEYS[1]))
 local tat = now
 if stored and stored > now then tat = stored end
-local new_tat = tat + interval
-local allow_at = new_tat - interval * burst
-if now < allow_at then
-  return {0, 0, allow_at - now, tat - now}
+local available = math.floor((now + interval * burst - tat) / interval)
+local granted = math.min(math.max(wanted, 0), available)
+tat = tat + interval * granted
+if granted > 0 then
+  redis.call('SET', KEYS[1], string.format('%d', tat), 'PX', math.floor((tat - now) / 1000) + 1)
 end
-redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX', math.floor((new_tat - now) / 1000) + 1)
-return {1, math.floor((now - allow_at) / interval), 0, new_tat - now}
+local retry = 0
+if granted < wanted then retry = tat + interval - interval * burst - now end
+return {granted, available - granted, retry, tat - now}
 )lua";
+
+// Leases: at most a quarter of the burst spread over the fleet, so tokens stranded in other
+// workers' leases can cost a client a quarter of its burst at worst; at most this many, and
+// each lives this long.
+constexpr std::int64_t k_max_lease = 1000;
+constexpr std::chrono::milliseconds k_lease_ttl{100};
+
+std::int64_t max_lease(const gcra_policy& policy, int workers) {
+    return std::clamp<std::int64_t>(policy.burst / (4 * std::max(workers, 1)), 1, k_max_lease);
+}
 
 std::string sha1_hex(std::string_view text) {
     unsigned char digest[SHA_DIGEST_LENGTH];
@@ -70,7 +83,7 @@ std::string_view gcra_lua_script() {
     return k_script;
 }
 
-std::optional<rate_decision> read_gcra_reply(const redis::reply& r, std::int64_t limit) {
+std::optional<gcra_grant> read_gcra_reply(const redis::reply& r) {
     if (r.kind != redis::reply::type::array || r.elements.size() != 4) {
         return std::nullopt;
     }
@@ -79,13 +92,12 @@ std::optional<rate_decision> read_gcra_reply(const redis::reply& r, std::int64_t
             return std::nullopt;
         }
     }
-    rate_decision d;
-    d.allowed = r.elements[0].integer == 1;
-    d.limit = limit;
-    d.remaining = r.elements[1].integer;
-    d.retry_after = std::chrono::microseconds(r.elements[2].integer);
-    d.reset_after = std::chrono::microseconds(r.elements[3].integer);
-    return d;
+    gcra_grant g;
+    g.granted = r.elements[0].integer;
+    g.remaining = r.elements[1].integer;
+    g.retry_after = std::chrono::microseconds(r.elements[2].integer);
+    g.reset_after = std::chrono::microseconds(r.elements[3].integer);
+    return g;
 }
 
 shared_rate_limiter::shared_rate_limiter(redis::client& redis, std::string scope,
@@ -101,7 +113,8 @@ shared_rate_limiter::shared_rate_limiter(redis::client& redis, std::string scope
                      .counter("pm_agent_rate_limit_fallbacks_total",
                               "Rate-limit decisions taken without Redis, by failure policy.",
                               {"policy"})
-                     .with({policy_name(policy)})) {}
+                     .with({policy_name(policy)})),
+      leases_(policy_, max_lease(policy_, workers), k_lease_ttl) {}
 
 shared_decision shared_rate_limiter::fall_back(std::string_view key) {
     fallbacks_.inc();
@@ -125,43 +138,102 @@ shared_decision shared_rate_limiter::fall_back(std::string_view key) {
     return out;
 }
 
-void shared_rate_limiter::check(std::string_view key,
-                                store::unique_function<void(shared_decision)> done) {
+void shared_rate_limiter::check(std::string_view key, answer_fn done) {
     if (!redis_.healthy()) {
         return done(fall_back(key));
     }
-    std::string bucket = prefix_ + std::string(key);
-    std::vector<std::string> args{"EVALSHA",
-                                  script_sha(),
-                                  "1",
-                                  bucket,
-                                  std::to_string(policy_.emission_interval_us),
-                                  std::to_string(policy_.burst)};
-    auto answer = [this, key = std::string(key), done = std::move(done)](
-                      std::optional<redis::reply> r) mutable {
-        std::optional<rate_decision> d;
-        if (r) {
-            d = read_gcra_reply(*r, policy_.burst);
-        }
-        if (d) {
+    auto waiting = waiting_.find(key);
+    if (waiting == waiting_.end()) {
+        if (auto d = leases_.take(key, std::chrono::steady_clock::now())) {
             return done(shared_decision{*d, false, false});
         }
-        done(fall_back(key));
+        waiting = waiting_.emplace(std::string(key), std::vector<answer_fn>{}).first;
+        waiting->second.push_back(std::move(done));
+        return ask(waiting->first);
+    }
+    waiting->second.push_back(std::move(done));  // joins the next ask
+}
+
+void shared_rate_limiter::ask(const std::string& key) {
+    std::vector<answer_fn> batch = std::move(waiting_.find(key)->second);
+    waiting_.find(key)->second.clear();
+    const std::int64_t asked = leases_.want(key, batch.size());
+    auto args = [this, &key, asked](const char* verb, std::string_view script) {
+        return std::vector<std::string>{verb,
+                                        std::string(script),
+                                        "1",
+                                        prefix_ + key,
+                                        std::to_string(policy_.emission_interval_us),
+                                        std::to_string(policy_.burst),
+                                        std::to_string(asked)};
     };
-    redis_.command(
-        std::move(args),
-        [this, bucket = std::move(bucket), answer = std::move(answer)](
-            std::optional<redis::reply> r) mutable {
-            // A fresh (or restarted) Redis does not know the script yet: send it whole once.
-            if (r && r->is_error() && r->str.starts_with("NOSCRIPT")) {
-                redis_.command({"EVAL", std::string(k_script), "1", std::move(bucket),
-                                std::to_string(policy_.emission_interval_us),
-                                std::to_string(policy_.burst)},
-                               std::move(answer));
-                return;
+    auto on_reply = [this, key, asked, batch = std::move(batch)](
+                        std::optional<redis::reply> r) mutable {
+        std::optional<gcra_grant> g;
+        if (r) {
+            g = read_gcra_reply(*r);
+        }
+        answer(key, asked, std::move(batch), g);
+    };
+    redis_.command(args("EVALSHA", script_sha()),
+                   [this, eval = args("EVAL", k_script), on_reply = std::move(on_reply)](
+                       std::optional<redis::reply> r) mutable {
+                       // A fresh (or restarted) Redis does not know the script yet: send it
+                       // whole once.
+                       if (r && r->is_error() && r->str.starts_with("NOSCRIPT")) {
+                           redis_.command(std::move(eval), std::move(on_reply));
+                           return;
+                       }
+                       on_reply(std::move(r));
+                   });
+}
+
+void shared_rate_limiter::answer(const std::string& key, std::int64_t asked,
+                                 std::vector<answer_fn> batch, std::optional<gcra_grant> grant) {
+    std::vector<shared_decision> decisions;
+    decisions.reserve(batch.size());
+    if (grant) {
+        for (const rate_decision& d :
+             leases_.grant(key, asked, *grant, batch.size(), std::chrono::steady_clock::now())) {
+            decisions.push_back(shared_decision{d, false, false});
+        }
+    } else {
+        for (std::size_t i = 0; i < batch.size(); ++i) {
+            decisions.push_back(fall_back(key));
+        }
+    }
+    // Taken out first: callbacks may call check() for this key.
+    std::vector<answer_fn> later = std::move(waiting_.extract(key).mapped());
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+        batch[i](decisions[i]);
+    }
+    // Requests that arrived meanwhile: the new lease (or refusal) may answer them at once;
+    // the rest make the next ask together.
+    std::vector<answer_fn> again;
+    const auto now = std::chrono::steady_clock::now();
+    for (answer_fn& done : later) {
+        if (!redis_.healthy()) {
+            done(fall_back(key));
+            continue;
+        }
+        if (!waiting_.contains(key)) {
+            if (auto d = leases_.take(key, now)) {
+                done(shared_decision{*d, false, false});
+                continue;
             }
-            answer(std::move(r));
-        });
+        }
+        again.push_back(std::move(done));
+    }
+    if (again.empty()) {
+        return;
+    }
+    auto [it, fresh] = waiting_.try_emplace(key);
+    for (answer_fn& done : again) {
+        it->second.push_back(std::move(done));
+    }
+    if (fresh) {
+        ask(it->first);
+    }
 }
 
 }  // namespace pm_agent::api

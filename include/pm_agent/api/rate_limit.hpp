@@ -69,6 +69,23 @@ struct gcra_result {
 gcra_result gcra_check(std::optional<std::int64_t> stored_tat_us, std::int64_t now_us,
                        const gcra_policy& policy) noexcept;
 
+/// Up to `wanted` requests decided at once (the shared limiter's Lua script repeats this line
+/// for line, so a worker can take several tokens in one round trip):
+///   tat = max(stored or now, now);  available = floor((now + T * burst - tat) / T)
+///   granted = min(wanted, available);  TAT = tat + T * granted
+///   remaining = available - granted;  reset_after = TAT - now
+///   retry_after = TAT + T - T * burst - now when granted < wanted (until one more), else 0
+/// For wanted = 1 this is gcra_check() exactly.
+struct gcra_grant {
+    std::int64_t granted = 0;
+    std::int64_t remaining = 0;
+    std::chrono::microseconds retry_after{0};
+    std::chrono::microseconds reset_after{0};
+    std::int64_t tat_us = 0;  ///< the TAT to keep
+};
+gcra_grant gcra_take(std::optional<std::int64_t> stored_tat_us, std::int64_t now_us,
+                     std::int64_t wanted, const gcra_policy& policy) noexcept;
+
 /// A rate limiter for one policy, keyed by client (token, address, agent id).
 ///
 /// This interface is synchronous because the local limiter answers from memory. The shared

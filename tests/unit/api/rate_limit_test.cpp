@@ -125,6 +125,50 @@ TEST(api_rate_limit_gcra, fractional_rate_half_per_second) {
     EXPECT_TRUE(gcra_check(first.tat_us, k_t0 + 2'000'000, policy).decision.allowed);
 }
 
+// Taking one token is gcra_check(), decision for decision, over a random walk of arrivals.
+TEST(api_rate_limit_take, one_at_a_time_is_gcra_check) {
+    const gcra_policy policy = make_gcra_policy(7, 5);
+    std::mt19937_64 rng(42);
+    std::optional<std::int64_t> a, b;
+    std::int64_t now = k_t0;
+    for (int i = 0; i < 2000; ++i) {
+        now += static_cast<std::int64_t>(rng() % 300'000);
+        const gcra_result one = gcra_check(a, now, policy);
+        const gcra_grant take = gcra_take(b, now, 1, policy);
+        ASSERT_EQ(take.granted, one.decision.allowed ? 1 : 0) << i;
+        EXPECT_EQ(take.remaining, one.decision.remaining) << i;
+        EXPECT_EQ(take.retry_after, one.decision.retry_after) << i;
+        EXPECT_EQ(take.reset_after, one.decision.reset_after) << i;
+        a = one.tat_us;
+        b = take.tat_us;
+    }
+}
+
+// Several at once: what a bucket holds is granted, the rest waits for the next token, and the
+// bucket ends where as many single takes would have left it.
+TEST(api_rate_limit_take, several_at_once_grant_what_the_bucket_holds) {
+    const gcra_policy policy = make_gcra_policy(10, 8);  // 100 ms per token
+    const gcra_grant first = gcra_take(std::nullopt, k_t0, 5, policy);
+    EXPECT_EQ(first.granted, 5);
+    EXPECT_EQ(first.remaining, 3);
+    EXPECT_EQ(first.retry_after, microseconds(0));
+    EXPECT_EQ(first.reset_after, milliseconds(500));
+    const gcra_grant second = gcra_take(first.tat_us, k_t0, 5, policy);
+    EXPECT_EQ(second.granted, 3);
+    EXPECT_EQ(second.remaining, 0);
+    EXPECT_EQ(second.retry_after, milliseconds(100));
+    EXPECT_EQ(second.reset_after, milliseconds(800));
+    const gcra_grant empty = gcra_take(second.tat_us, k_t0 + 50'000, 2, policy);
+    EXPECT_EQ(empty.granted, 0);
+    EXPECT_EQ(empty.retry_after, milliseconds(50));
+    EXPECT_EQ(empty.tat_us, second.tat_us);
+    std::optional<std::int64_t> tat;
+    for (int i = 0; i < 8; ++i) {
+        tat = gcra_check(tat, k_t0, policy).tat_us;
+    }
+    EXPECT_EQ(second.tat_us, *tat);
+}
+
 TEST(api_rate_limit_local, keys_are_limited_independently) {
     local_rate_limiter limiter(1, 2);
     EXPECT_TRUE(limiter.check("a", k_start).allowed);
