@@ -140,6 +140,10 @@ void service::abandon(std::uint64_t connection_id) {
     impl_->long_polls.erase(it);
 }
 
+bool service::waits_for_event(std::uint64_t connection_id) const {
+    return impl_->long_polls.contains(connection_id);
+}
+
 void service::upgrade(const http_request& request, ws_connection& connection,
                       upgrade_callback done) {
     auto lookup = match_route(request.method, request.path);

@@ -132,6 +132,14 @@ asio::awaitable<std::optional<api::http_response>> ask_application(transport_con
         pending_answer& p;
         ~reset_waiter() { p.waiter = nullptr; }
     } guard{pending};
+    if (!ctx.app.waits_for_event(connection_id)) {
+        // Answered within the store's (or Redis') deadline: not worth an epoll_ctl per request
+        // to watch the client meanwhile.
+        while (!pending.response) {
+            co_await waiter.async_wait(k_tuple);
+        }
+        co_return std::move(pending.response);
+    }
     auto watch = std::make_shared<peer_watch>();
     watch->waiter = &waiter;
     socket.async_wait(tcp::socket::wait_read, [watch, &socket](const beast::error_code& ec) {

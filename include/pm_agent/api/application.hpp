@@ -71,6 +71,10 @@ class application {
     /// The client of a request not answered yet (a long poll) closed its connection: forget
     /// it; its `done` must not be called any more.
     virtual void abandon(std::uint64_t connection_id) = 0;
+    /// Whether the request not answered yet on `connection_id` waits for an event (a long
+    /// poll): only then does the transport watch its client, to call abandon() if it leaves.
+    /// Any other request is answered within the store's or Redis' deadline.
+    virtual bool waits_for_event(std::uint64_t connection_id) const = 0;
     /// Decides a WebSocket upgrade request, through `done` exactly once: inline when the answer
     /// is known at once, later when it needs the store (an agent registered on another worker).
     /// On success the session talks through `connection`, which lives until `done` has been
