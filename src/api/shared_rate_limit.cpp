@@ -40,7 +40,7 @@ return {granted, available - granted, retry, tat - now}
 // workers' leases can cost a client a quarter of its burst at worst; at most this many, and
 // each lives this long.
 constexpr std::int64_t k_max_lease = 1000;
-constexpr std::chrono::milliseconds k_lease_ttl{100};
+constexpr std::chrono::milliseconds k_lease_ttl{1000};
 
 std::int64_t max_lease(const gcra_policy& policy, int workers) {
     return std::clamp<std::int64_t>(policy.burst / (4 * std::max(workers, 1)), 1, k_max_lease);

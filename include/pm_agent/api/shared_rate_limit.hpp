@@ -3,7 +3,7 @@
 /// script runs the GCRA of rate_limit.hpp on the key's stored arrival time, on Redis' own
 /// clock, so N workers hold one client to one limit together. A worker takes several tokens
 /// per round trip for a busy client and spends them here (rate_lease.hpp: leases of at most
-/// burst / (4 x workers) tokens, 100 ms each), so the limit costs a busy client about one
+/// burst / (4 x workers) tokens, one second each), so the limit costs a busy client about one
 /// round trip per lease instead of one per request; a client sending now and then is decided
 /// by Redis request by request, as before.
 ///
