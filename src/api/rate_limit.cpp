@@ -79,8 +79,9 @@ gcra_grant gcra_take(std::optional<std::int64_t> stored_tat_us, std::int64_t now
     const std::int64_t interval = policy.emission_interval_us;
     const std::int64_t tat =
         stored_tat_us.has_value() && *stored_tat_us > now_us ? *stored_tat_us : now_us;
-    // A stored TAT never runs further ahead than the tolerance, so this is never negative.
-    const std::int64_t available = (now_us + policy.tolerance_us() - tat) / interval;
+    // Negative only for a TAT stored under a larger burst (the limit was lowered since).
+    const std::int64_t available =
+        std::max<std::int64_t>((now_us + policy.tolerance_us() - tat) / interval, 0);
     gcra_grant out;
     out.granted = std::min(std::max<std::int64_t>(wanted, 0), available);
     out.tat_us = tat + interval * out.granted;

@@ -25,7 +25,7 @@ local wanted = tonumber(ARGV[3])
 local stored = tonumber(redis.call('GET', KEYS[1]))
 local tat = now
 if stored and stored > now then tat = stored end
-local available = math.floor((now + interval * burst - tat) / interval)
+local available = math.max(math.floor((now + interval * burst - tat) / interval), 0)
 local granted = math.min(math.max(wanted, 0), available)
 tat = tat + interval * granted
 if granted > 0 then

@@ -169,6 +169,19 @@ TEST(api_rate_limit_take, several_at_once_grant_what_the_bucket_holds) {
     EXPECT_EQ(second.tat_us, *tat);
 }
 
+// A TAT stored under a larger burst (the limit was lowered since) runs further ahead than the
+// new tolerance: nothing is granted until it is back within it, as gcra_check() decides.
+TEST(api_rate_limit_take, a_tat_from_a_larger_burst_grants_nothing) {
+    const gcra_policy big = make_gcra_policy(10, 100);
+    const gcra_policy small = make_gcra_policy(10, 5);
+    const gcra_grant filled = gcra_take(std::nullopt, k_t0, 100, big);
+    const gcra_grant none = gcra_take(filled.tat_us, k_t0, 3, small);
+    EXPECT_EQ(none.granted, 0);
+    EXPECT_EQ(none.remaining, 0);
+    EXPECT_EQ(none.tat_us, filled.tat_us);
+    EXPECT_EQ(none.retry_after, gcra_check(filled.tat_us, k_t0, small).decision.retry_after);
+}
+
 TEST(api_rate_limit_local, keys_are_limited_independently) {
     local_rate_limiter limiter(1, 2);
     EXPECT_TRUE(limiter.check("a", k_start).allowed);
