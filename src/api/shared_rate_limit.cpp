@@ -155,8 +155,9 @@ void shared_rate_limiter::check(std::string_view key, answer_fn done) {
 }
 
 void shared_rate_limiter::ask(const std::string& key) {
-    std::vector<answer_fn> batch = std::move(waiting_.find(key)->second);
-    waiting_.find(key)->second.clear();
+    std::vector<answer_fn>& queued = waiting_.find(key)->second;
+    std::vector<answer_fn> batch = std::move(queued);
+    queued.clear();
     const std::int64_t asked = leases_.want(key, batch.size());
     auto args = [this, &key, asked](const char* verb, std::string_view script) {
         return std::vector<std::string>{verb,

@@ -6,8 +6,9 @@
 ///
 /// A key's first ask is for one token, or for as many as requests wait. When several requests
 /// came during one round trip and took every token, or a lease is used up within half its
-/// life, the next ask doubles, up to max_lease; a lease that lapses with tokens left halves it. So a client sending now and then costs a round trip per request as
-/// before (exact), while a busy one costs one per lease. A lease lives `ttl`: tokens not spent
+/// life, the next ask doubles, up to max_lease; a lease that lapses with tokens left halves it.
+/// So a client sending now and then costs a round trip per request as before (exact), while a
+/// busy one costs one per lease. A lease lives `ttl`: tokens not spent
 /// by then are lost. They were taken from the bucket, so across the fleet a client may be
 /// admitted up to max_lease fewer per worker and lease, never more than the limit. After Redis
 /// said the bucket is empty, requests are refused here until its next token is due.
@@ -64,12 +65,6 @@ class rate_lease_book {
         time_point refused_until{};  // the bucket is empty until then
         std::int64_t next_ask = 1;
     };
-    struct key_hash {
-        using is_transparent = void;
-        std::size_t operator()(std::string_view key) const noexcept {
-            return std::hash<std::string_view>{}(key);
-        }
-    };
 
     rate_decision decision(bool allowed, std::int64_t remaining, time_point reset_at,
                            time_point now) const;
@@ -81,7 +76,7 @@ class rate_lease_book {
     std::size_t max_keys_;
     std::size_t sweep_at_;
     time_point next_sweep_{};
-    std::unordered_map<std::string, entry, key_hash, std::equal_to<>> entries_;
+    string_key_map<entry> entries_;
 };
 
 }  // namespace pm_agent::api

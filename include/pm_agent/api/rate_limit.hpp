@@ -20,6 +20,18 @@
 
 namespace pm_agent::api {
 
+/// Hashes a string key by its view, so maps keyed by client can be searched without a copy.
+struct string_key_hash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view key) const noexcept {
+        return std::hash<std::string_view>{}(key);
+    }
+};
+
+/// A map keyed by client (token, address, agent id), searched by std::string_view.
+template <class Value>
+using string_key_map = std::unordered_map<std::string, Value, string_key_hash, std::equal_to<>>;
+
 /// One policy in the form the math (and the Lua script) takes: both fields in microseconds.
 struct gcra_policy {
     /// Time one request costs: 1 / rate, rounded to whole microseconds, at least 1.
@@ -127,13 +139,6 @@ class local_rate_limiter final : public rate_limiter {
     std::uint64_t fail_open_count() const noexcept { return fail_open_count_; }
 
   private:
-    struct key_hash {
-        using is_transparent = void;
-        std::size_t operator()(std::string_view key) const noexcept {
-            return std::hash<std::string_view>{}(key);
-        }
-    };
-
     void sweep_some(std::int64_t now_us);
     void sweep_all(std::int64_t now_us);
 
@@ -141,7 +146,7 @@ class local_rate_limiter final : public rate_limiter {
     std::size_t max_keys_;
     metrics::counter* fail_open_;
     std::uint64_t fail_open_count_ = 0;
-    std::unordered_map<std::string, std::int64_t, key_hash, std::equal_to<>> tats_;
+    string_key_map<std::int64_t> tats_;
     std::size_t sweep_cursor_ = 0;  // next bucket the incremental sweep looks at
     // No TAT can pass before this time, so a full map needs no new full sweep until then: that
     // keeps a flood of new keys against a full map from costing O(max_keys) each.

@@ -70,13 +70,6 @@ class shared_rate_limiter {
 
   private:
     using answer_fn = store::unique_function<void(shared_decision)>;
-    struct key_hash {
-        using is_transparent = void;
-        std::size_t operator()(std::string_view key) const noexcept {
-            return std::hash<std::string_view>{}(key);
-        }
-    };
-
     shared_decision fall_back(std::string_view key);
     /// Asks Redis for the tokens of every request waiting for `key`.
     void ask(const std::string& key);
@@ -92,7 +85,7 @@ class shared_rate_limiter {
     rate_lease_book leases_;
     /// Requests waiting for a round trip for their key, by key; an entry exists while one is
     /// out (requests arriving meanwhile join the next ask).
-    std::unordered_map<std::string, std::vector<answer_fn>, key_hash, std::equal_to<>> waiting_;
+    string_key_map<std::vector<answer_fn>> waiting_;
 };
 
 }  // namespace pm_agent::api
