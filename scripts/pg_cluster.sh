@@ -18,6 +18,8 @@
 # PG_CLUSTER_USER) and DIR is chowned to it. Binaries: PG_BINDIR, else `pg_config --bindir`,
 # else the newest /usr/lib/postgresql/*/bin. Only stdout carries the URL; progress and errors
 # go to stderr. Layout of DIR: data/ (PGDATA), sock/ (unix socket), port, server.log.
+# PG_CLUSTER_STATS=1 at creation preloads pg_stat_statements (then CREATE EXTENSION
+# pg_stat_statements): what a benchmark's statements cost, call by call.
 set -euo pipefail
 
 die() { echo "pg_cluster: $*" >&2; exit 1; }
@@ -152,6 +154,7 @@ logging_collector = off
 log_min_messages = warning
 log_line_prefix = '%m [%p] '
 EOF
+  [ -z "${PG_CLUSTER_STATS:-}" ] || echo "shared_preload_libraries = 'pg_stat_statements'" >>"$dir/data/postgresql.conf"
 }
 
 set_port() {

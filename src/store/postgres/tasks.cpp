@@ -15,12 +15,15 @@ namespace pm_agent::store::postgres {
 namespace {
 
 // $1 agent, $2 most tasks, $3 now, $4 lease ms. The lateral subquery walks pm_tasks_claim for
-// each of the agent's queues; the outer ORDER BY merges them.
+// each of the agent's queues; the outer ORDER BY merges them. The answer is one row per claimed
+// task, or one row of NULL task columns when it claimed none; every row ends with the claimer's
+// status, max_concurrency and running count afterwards (no such agent: no row). One statement,
+// where a second one reading the agent back cost a tenth of the claim.
 constexpr const char* k_claim =
-    "WITH a AS (SELECT ag.id, ag.queues, ag.capabilities, ag.status, GREATEST(0, LEAST($2::int, "
-    "ag.max_concurrency - (SELECT count(*) FROM pm_tasks h WHERE h.agent_id = ag.id AND "
-    "h.status IN ('assigned', 'running'))::int)) AS room FROM pm_agents ag WHERE ag.id = $1 FOR "
-    "UPDATE), "
+    "WITH a AS (SELECT s.*, GREATEST(0, LEAST($2::int, s.max_concurrency - s.held)) AS room FROM "
+    "(SELECT ag.id, ag.queues, ag.capabilities, ag.status, ag.max_concurrency, (SELECT count(*) "
+    "FROM pm_tasks h WHERE h.agent_id = ag.id AND h.status IN ('assigned', 'running'))::int AS "
+    "held FROM pm_agents ag WHERE ag.id = $1 FOR UPDATE) s), "
     "pick AS (SELECT c.id, c.priority, c.seq FROM a CROSS JOIN LATERAL unnest(a.queues) AS "
     "q(name) CROSS JOIN LATERAL (SELECT t.id, t.priority, t.seq FROM pm_tasks t WHERE t.status = "
     "'pending' AND t.queue = q.name AND t.required_capabilities <@ a.capabilities ORDER BY "
@@ -32,11 +35,9 @@ constexpr const char* k_claim =
     "'1 second' END FROM pick WHERE t.id = pick.id RETURNING t.*), "
     "lease AS (UPDATE pm_agents SET lease_expires_at = pm_ts($3) + $4 * interval '1 "
     "millisecond' WHERE id = $1 AND EXISTS (SELECT 1 FROM upd)) "
-    "SELECT " PM_TASK_COLUMNS_LEASE("upd", "NULL::bigint") " FROM upd ORDER BY upd.priority "
-                                                           "DESC, upd.seq";
-
-constexpr const char* k_agent_by_id =
-    "SELECT " PM_AGENT_COLUMNS("a") " FROM pm_agents a WHERE a.id = $1";
+    "SELECT " PM_TASK_COLUMNS_LEASE("upd", "NULL::bigint") ", a.status, a.max_concurrency, "
+    "a.held + (SELECT count(*) FROM upd) FROM a LEFT JOIN upd ON true ORDER BY upd.priority "
+    "DESC, upd.seq";
 
 // Every lease operation: `upd` is the conditional update of the task ($1) held by the agent
 // ($2); the answer is one row, the task's columns when it changed, else its current status and
@@ -154,23 +155,31 @@ void postgres_store::claim(std::string_view agent_id, std::size_t max, time_poin
          k_claim,
          {std::string(agent_id), std::to_string(std::min<std::size_t>(max, 1000)), micros(now),
           ms(agents_cfg_.lease_timeout)}});
-    o.statements.push_back({"pm_agent_by_id", k_agent_by_id, {std::string(agent_id)}});
     const time_point lease_until = now + agents_cfg_.lease_timeout;
     auto cb = std::make_shared<callback<claim_outcome>>(std::move(done));
-    o.on_rows = [this, cb, lease_until](std::span<pg::rows> r) {
-        if (r[1].size() == 0) {
+    o.on_rows = [this, cb, lease_until, id = std::string(agent_id)](std::span<pg::rows> r) {
+        const pg::rows& rows = r[0];
+        if (rows.size() == 0) {
             return (*cb)(error{errc::not_found, "no such agent"});
         }
+        constexpr int status_col = PM_TASK_COLUMN_COUNT;
+        agent claimer;
+        claimer.id = id;
+        claimer.status =
+            parse_agent_status(rows.get(0, status_col)).value_or(agent_status::offline);
+        claimer.max_concurrency = static_cast<std::uint32_t>(to_int(rows.get(0, status_col + 1)));
+        claimer.running = static_cast<std::uint32_t>(to_int(rows.get(0, status_col + 2)));
         std::vector<task> tasks;
-        tasks.reserve(r[0].size());
-        for (std::size_t i = 0; i < r[0].size(); ++i) {
-            tasks.push_back(read_task(r[0], i));
-            tasks.back().lease_expires_at = lease_until;
+        if (!rows.is_null(0, 0)) {
+            tasks.reserve(rows.size());
+            for (std::size_t i = 0; i < rows.size(); ++i) {
+                tasks.push_back(read_task(rows, i));
+                tasks.back().lease_expires_at = lease_until;
+            }
         }
         if (queued_tasks_) {
             *queued_tasks_ -= static_cast<std::int64_t>(tasks.size());
         }
-        const agent claimer = read_agent(r[1], 0);
         std::vector<const task*> ptrs;
         ptrs.reserve(tasks.size());
         for (const task& t : tasks) {
