@@ -4,6 +4,10 @@
 #include <algorithm>
 
 namespace pm_agent::api {
+
+std::int64_t fleet_lease_size(const gcra_policy& policy, int workers) {
+    return std::clamp<std::int64_t>(policy.burst / (20 * std::max(workers, 1)), 1, k_max_lease);
+}
 namespace {
 
 // Lapsed entries are swept when the map has doubled since the last sweep (amortized O(1)).

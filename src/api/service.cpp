@@ -130,18 +130,21 @@ void service::handle(http_request&& request, respond_fn done) {
 
 void service::abandon(std::uint64_t connection_id) {
     auto it = impl_->long_polls.find(connection_id);
-    if (it == impl_->long_polls.end()) {
+    if (it == impl_->long_polls.end() || !*it->second.slot) {
+        // Not waiting yet (its agent is being authenticated, or its rate limit asked): it ends
+        // when it gets to wait (request_allowed).
+        impl_->abandoned_polls.emplace(connection_id, std::chrono::steady_clock::now());
         return;
     }
-    if (*it->second.slot) {
-        impl_->engine.abandon_request(it->second.id);
-        *it->second.slot = nullptr;
-    }
+    impl_->engine.abandon_request(it->second.id);
+    auto reply = std::move(*it->second.slot);
+    *it->second.slot = nullptr;
     impl_->long_polls.erase(it);
+    reply(empty_task_list());
 }
 
-bool service::waits_for_event(std::uint64_t connection_id) const {
-    return impl_->long_polls.contains(connection_id);
+bool service::may_wait_for_event(const http_request& request) const {
+    return request.method == http_method::post && request.path == "/api/v1/tasks/request";
 }
 
 void service::upgrade(const http_request& request, ws_connection& connection,
@@ -165,8 +168,12 @@ void service::upgrade(const http_request& request, ws_connection& connection,
 std::chrono::steady_clock::time_point service::tick(std::chrono::steady_clock::time_point now) {
     const auto wall_now = service_state::now();
     const auto next = impl_->engine.tick(wall_now);
-    // Drop answered long polls from the drain list.
+    // Drop answered long polls from the drain list, and marks of abandoned ones that never got
+    // to wait (refused before, by authentication or the rate limit).
     std::erase_if(impl_->long_polls, [](const auto& entry) { return !*entry.second.slot; });
+    std::erase_if(impl_->abandoned_polls, [now](const auto& entry) {
+        return now - entry.second > service_state::k_abandoned_poll_memory;
+    });
     if (next == store::time_point::max()) {
         return std::chrono::steady_clock::time_point::max();
     }
@@ -180,9 +187,7 @@ void service::begin_drain() {
             impl_->engine.abandon_request(poll.id);
             auto reply = std::move(*poll.slot);
             *poll.slot = nullptr;
-            auto response = json_response(200, R"({"tasks":[]})");
-            response.route = "/api/v1/tasks/request";
-            reply(std::move(response));
+            reply(empty_task_list());
         }
     }
     impl_->long_polls.clear();

@@ -359,4 +359,10 @@ http_response json_response(unsigned status, std::string body) {
     return response;
 }
 
+http_response empty_task_list() {
+    auto response = json_response(200, R"({"tasks":[]})");
+    response.route = "/api/v1/tasks/request";
+    return response;
+}
+
 }  // namespace pm_agent::api

@@ -112,6 +112,11 @@ struct service_state : core::engine_observer {
     /// Long polls by HTTP connection id: abandoned when their client leaves, answered empty
     /// when the worker drains.
     std::unordered_map<std::uint64_t, long_poll> long_polls;
+    /// Long polls whose client left before they waited (service::abandon), by connection id:
+    /// request_allowed ends them at once. A mark is forgotten after k_abandoned_poll_memory
+    /// (the poll was refused before it got to wait).
+    std::unordered_map<std::uint64_t, std::chrono::steady_clock::time_point> abandoned_polls;
+    static constexpr std::chrono::seconds k_abandoned_poll_memory{60};
     /// Open agent WebSocket sessions, told `draining` when the worker drains.
     std::unordered_map<agent_ws_session*, bool> ws_sessions;
     /// Engine counters already exported, to turn them into counter increments at scrape time.
@@ -170,6 +175,9 @@ http_response error_from(const store::error& error);
 
 /// A 200/201/202 JSON response.
 http_response json_response(unsigned status, std::string body);
+
+/// A long poll's answer with no task: `{"tasks":[]}`.
+http_response empty_task_list();
 
 /// Reads `limit` (1..1000) and `cursor` of a list endpoint's query; the error when malformed.
 std::optional<store::error> read_paging(const query_params& params, std::size_t& limit,

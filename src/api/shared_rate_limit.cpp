@@ -36,15 +36,8 @@ if granted < wanted then retry = tat + interval - interval * burst - now end
 return {granted, available - granted, retry, tat - now}
 )lua";
 
-// Leases: at most a quarter of the burst spread over the fleet, so tokens stranded in other
-// workers' leases can cost a client a quarter of its burst at worst; at most this many, and
-// each lives this long.
-constexpr std::int64_t k_max_lease = 1000;
+// Each lease lives this long (see rate_lease.hpp for its size).
 constexpr std::chrono::milliseconds k_lease_ttl{1000};
-
-std::int64_t max_lease(const gcra_policy& policy, int workers) {
-    return std::clamp<std::int64_t>(policy.burst / (4 * std::max(workers, 1)), 1, k_max_lease);
-}
 
 std::string sha1_hex(std::string_view text) {
     unsigned char digest[SHA_DIGEST_LENGTH];
@@ -114,7 +107,7 @@ shared_rate_limiter::shared_rate_limiter(redis::client& redis, std::string scope
                               "Rate-limit decisions taken without Redis, by failure policy.",
                               {"policy"})
                      .with({policy_name(policy)})),
-      leases_(policy_, max_lease(policy_, workers), k_lease_ttl) {}
+      leases_(policy_, fleet_lease_size(policy_, workers), k_lease_ttl) {}
 
 shared_decision shared_rate_limiter::fall_back(std::string_view key) {
     fallbacks_.inc();

@@ -189,6 +189,10 @@ void request_tasks(service_state& s, http_request&& request, respond_fn done) {
 
 void request_allowed(service_state& s, const std::string& agent_id, std::size_t max_tasks,
                      double wait_s, std::uint64_t connection_id, respond_fn done) {
+    if (s.abandoned_polls.erase(connection_id) > 0) {
+        done(empty_task_list());  // its client left meanwhile: nothing is claimed for it
+        return;
+    }
     auto slot = std::make_shared<respond_fn>(std::move(done));
     const auto wait = std::chrono::milliseconds(static_cast<std::int64_t>(wait_s * 1000));
     const auto id = s.engine.request_tasks(

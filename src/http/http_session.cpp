@@ -87,7 +87,8 @@ api::http_request to_api_request(bhttp::request<bhttp::string_body>& req, const 
 
 /// The application's answer, awaited. Most routes answer inline; a long poll answers later and
 /// wakes the session through `waiter`. Lives in the session's frame, which outlives every
-/// callback: the service answers its waiters before the transport is torn down.
+/// callback: the session waits for the answer even when its client has left (abandon()
+/// makes it come soon), and the service answers its waiters before the transport is torn down.
 struct pending_answer {
     std::optional<api::http_response> response;
     asio::steady_timer* waiter = nullptr;
@@ -109,13 +110,16 @@ bool peer_closed(tcp::socket& socket) {
 }
 
 /// The application's answer, or nullopt when the client went away before it came (the
-/// application is told to forget the request).
+/// application was told to abandon the request, and its answer was dropped).
 asio::awaitable<std::optional<api::http_response>> ask_application(transport_context& ctx,
                                                                    tcp::socket& socket,
                                                                    api::http_request request,
                                                                    pending_answer& pending) {
     pending.response.reset();
     const auto connection_id = request.connection_id;
+    // Asked before the request is handed over: a long poll may wait for a store round trip
+    // (its agent's authentication) before it waits for tasks, and must be watched from the start.
+    const bool may_wait = ctx.app.may_wait_for_event(request);
     // Captures one pointer: fits std::function's small buffer, so no allocation per request.
     ctx.app.handle(std::move(request), [p = &pending](api::http_response&& response) {
         p->response = std::move(response);
@@ -132,7 +136,7 @@ asio::awaitable<std::optional<api::http_response>> ask_application(transport_con
         pending_answer& p;
         ~reset_waiter() { p.waiter = nullptr; }
     } guard{pending};
-    if (!ctx.app.waits_for_event(connection_id)) {
+    if (!may_wait) {
         // Answered within the store's (or Redis') deadline: not worth an epoll_ctl per request
         // to watch the client meanwhile.
         while (!pending.response) {
@@ -152,8 +156,15 @@ asio::awaitable<std::optional<api::http_response>> ask_application(transport_con
         co_await waiter.async_wait(k_tuple);
     }
     watch->waiter = nullptr;
-    if (!pending.response) {
-        ctx.app.abandon(connection_id);
+    if (watch->gone) {
+        if (!pending.response) {
+            ctx.app.abandon(connection_id);
+        }
+        // The answer still comes (at once, or when the poll gets to wait): `pending` must
+        // outlive the callback that writes it.
+        while (!pending.response) {
+            co_await waiter.async_wait(k_tuple);
+        }
         co_return std::nullopt;
     }
     beast::error_code ignored;

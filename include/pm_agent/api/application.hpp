@@ -68,13 +68,15 @@ class application {
     /// Answers one HTTP request; `done` is called exactly once (inline for most routes, later
     /// for a long poll). `route` in the response names the route template for metrics.
     virtual void handle(http_request&& request, respond_fn done) = 0;
-    /// The client of a request not answered yet (a long poll) closed its connection: forget
-    /// it; its `done` must not be called any more.
+    /// The client of a request not answered yet (a long poll) closed its connection: end it
+    /// without handing it anything. Its `done` is still called exactly once, soon (at once for
+    /// a poll already waiting; one still being authenticated ends when it gets that far), and
+    /// the transport drops that answer.
     virtual void abandon(std::uint64_t connection_id) = 0;
-    /// Whether the request not answered yet on `connection_id` waits for an event (a long
-    /// poll): only then does the transport watch its client, to call abandon() if it leaves.
-    /// Any other request is answered within the store's or Redis' deadline.
-    virtual bool waits_for_event(std::uint64_t connection_id) const = 0;
+    /// Whether `request` may wait for an event (a long poll), asked before handle(): only then
+    /// does the transport watch its client meanwhile, to call abandon() if it leaves. Any
+    /// other request is answered within the store's or Redis' deadline.
+    virtual bool may_wait_for_event(const http_request& request) const = 0;
     /// Decides a WebSocket upgrade request, through `done` exactly once: inline when the answer
     /// is known at once, later when it needs the store (an agent registered on another worker).
     /// On success the session talks through `connection`, which lives until `done` has been

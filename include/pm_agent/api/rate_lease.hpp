@@ -8,10 +8,11 @@
 /// came during one round trip and took every token, or a lease is used up within half its
 /// life, the next ask doubles, up to max_lease; a lease that lapses with tokens left halves it.
 /// So a client sending now and then costs a round trip per request as before (exact), while a
-/// busy one costs one per lease. A lease lives `ttl`: tokens not spent
-/// by then are lost. They were taken from the bucket, so across the fleet a client may be
-/// admitted up to max_lease fewer per worker and lease, never more than the limit. After Redis
-/// said the bucket is empty, requests are refused here until its next token is due.
+/// busy one costs one per lease. A lease lives `ttl`: tokens not spent by then are lost. Tokens
+/// are spent up to ttl after they left the bucket, which refills meanwhile, so in any window a
+/// client may be admitted beyond the limit what the fleet's leases hold: fleet_lease_size()
+/// keeps that within a twentieth of the burst (1.05x). After Redis said the bucket is empty,
+/// requests are refused here until its next token is due.
 
 #include <chrono>
 #include <cstddef>
@@ -26,6 +27,12 @@
 #include "pm_agent/api/rate_limit.hpp"
 
 namespace pm_agent::api {
+
+/// The largest lease for a bucket shared by `workers` workers (rate_limit.fleet_workers): a
+/// twentieth of the burst spread over them, at least 1 (every request asks Redis), at most
+/// k_max_lease.
+inline constexpr std::int64_t k_max_lease = 1000;
+std::int64_t fleet_lease_size(const gcra_policy& policy, int workers);
 
 class rate_lease_book {
   public:

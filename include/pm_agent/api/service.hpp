@@ -38,7 +38,7 @@ class service final : public application {
 
     void handle(http_request&& request, respond_fn done) override;
     void abandon(std::uint64_t connection_id) override;
-    bool waits_for_event(std::uint64_t connection_id) const override;
+    bool may_wait_for_event(const http_request& request) const override;
     void upgrade(const http_request& request, ws_connection& connection,
                  upgrade_callback done) override;
     std::chrono::steady_clock::time_point tick(std::chrono::steady_clock::time_point now) override;

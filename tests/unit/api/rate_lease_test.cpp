@@ -150,5 +150,56 @@ TEST(api_rate_lease, keys_held_stay_bounded) {
     EXPECT_TRUE(book.take("new", later));
 }
 
+// Requests of one client reaching `book` at `now`, one after another: taken from the lease, or
+// (when it is spent) all that are left go to Redis in one ask, as the shared limiter queues
+// them. The number allowed.
+int send(rate_lease_book& book, bucket& b, int requests, time_point now) {
+    int allowed = 0;
+    for (int i = 0; i < requests; ++i) {
+        if (auto d = book.take("k", now)) {
+            allowed += d->allowed ? 1 : 0;
+            continue;
+        }
+        for (const rate_decision& d : ask(book, b, static_cast<std::size_t>(requests - i), now)) {
+            allowed += d.allowed ? 1 : 0;
+        }
+        break;
+    }
+    return allowed;
+}
+
+// Tokens leased before the client went quiet are spent after the bucket refilled: what the
+// fleet's leases hold is admitted on top of a full burst, so fleet_lease_size() keeps it within
+// a twentieth of the burst. (A quarter of the burst, the earlier size, let 2,246 through with two workers.)
+TEST(api_rate_lease, tokens_leased_before_a_pause_keep_a_burst_within_1_05x) {
+    for (const int workers : {2, 4}) {
+        bucket b{make_gcra_policy(1000, 2000)};
+        std::vector<rate_lease_book> books;
+        for (int w = 0; w < workers; ++w) {
+            books.emplace_back(b.policy, fleet_lease_size(b.policy, workers), milliseconds(1000));
+        }
+        // Busy for two seconds at the limit, spread over the workers: the asks grow.
+        time_point now = k_t0;
+        for (int i = 0; i < 2000; ++i) {
+            now += milliseconds(1);
+            send(books[static_cast<std::size_t>(i % workers)], b, 1, now);
+        }
+        // Quiet until those leases lapse, then two requests on each worker: each keeps the rest
+        // of a fresh lease.
+        now += milliseconds(1100);
+        for (auto& book : books) {
+            send(book, b, 2, now);
+        }
+        // The bucket is full again before those lapse; then a burst on every worker.
+        now += milliseconds(600);
+        int allowed = 0;
+        for (auto& book : books) {
+            allowed += send(book, b, 3000, now);
+        }
+        EXPECT_LE(allowed, 2100) << workers << " workers";
+        EXPECT_GE(allowed, 2000) << workers << " workers";  // the bucket was full
+    }
+}
+
 }  // namespace
 }  // namespace pm_agent::api

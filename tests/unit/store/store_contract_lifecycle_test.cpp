@@ -64,6 +64,25 @@ TEST_P(store_contract, ClaimAssignsTakesALeaseAndCountsTheAttempt) {
     EXPECT_TRUE(claim_ids("a_1", 5, at(3)).empty());
 }
 
+// The claimer as the claim leaves it, also when the claim found nothing: the engine sizes its
+// next claim by it.
+TEST_P(store_contract, AClaimAnswersTheClaimersRunningCountAlsoWhenEmpty) {
+    ASSERT_TRUE(register_agent(agent_spec("a_1"), at(0)));
+    ASSERT_TRUE(submit_one(task_spec("t_1"), at(0)));
+    ASSERT_TRUE(submit_one(task_spec("t_2"), at(0)));
+    auto first = claim("a_1", 5, at(1));
+    ASSERT_TRUE(first);
+    EXPECT_EQ(first->tasks.size(), 2u);
+    EXPECT_EQ(first->claimer.running, 2u);
+    auto empty = claim("a_1", 5, at(2));
+    ASSERT_TRUE(empty);
+    EXPECT_TRUE(empty->tasks.empty());
+    EXPECT_EQ(empty->claimer.running, 2u);
+    EXPECT_EQ(empty->claimer.max_concurrency, 4u);
+    EXPECT_EQ(empty->claimer.status, agent_status::online);
+    EXPECT_FALSE(claim("a_nobody", 1, at(3)));
+}
+
 TEST_P(store_contract, StartThenCompleteSucceedsAndFreesTheSlot) {
     ASSERT_TRUE(register_agent(agent_spec("a_1"), at(0)));
     ASSERT_TRUE(submit_one(task_spec("t_1"), at(0)));
