@@ -50,6 +50,7 @@ cluster_link::cluster_link(boost::asio::io_context& ioc, redis::client& redis, c
       ttl_seconds_(std::to_string(std::max<std::int64_t>(presence_ttl.count(), 1))),
       wakes_(wake_window),
       wake_timer_(ioc),
+      hunger_timer_(ioc),
       alive_(std::make_shared<bool>(true)),
       published_(registry
                      .counter("pm_agent_cluster_messages_published_total",
@@ -58,22 +59,33 @@ cluster_link::cluster_link(boost::asio::io_context& ioc, redis::client& redis, c
       received_(registry
                     .counter("pm_agent_cluster_messages_received_total",
                              "Wake-ups and cancel notices received from other workers.")
-                    .get()) {}
+                    .get()),
+      hunger_published_(registry
+                            .counter("pm_agent_cluster_hunger_published_total",
+                                     "Announcements of queues with consumers here waiting.")
+                            .get()),
+      wakes_skipped_(registry
+                         .counter("pm_agent_cluster_wakeups_skipped_total",
+                                  "Wake-ups not published: no other worker had a consumer of "
+                                  "the queue waiting.")
+                         .get()) {}
 
 cluster_link::~cluster_link() {
     *alive_ = false;
     wake_timer_.cancel();
+    hunger_timer_.cancel();
 }
 
 void cluster_link::start() {
     redis_.subscribe(
-        {std::string(k_wake_channel), std::string(k_notice_channel)},
+        {std::string(k_wake_channel), std::string(k_notice_channel), std::string(k_hunger_channel)},
         [this, alive = alive_](std::string_view channel, std::string_view payload) {
             if (*alive) {
                 on_message(channel, payload);
             }
         },
-        [] { spdlog::info("event=redis_subscribed channels=\"pm:wake pm:notice\""); });
+        [] { spdlog::info("event=redis_subscribed channels=\"pm:wake pm:notice pm:hungry\""); });
+    arm_hunger_timer();
 }
 
 bool cluster_link::healthy() const {
@@ -81,7 +93,18 @@ bool cluster_link::healthy() const {
 }
 
 void cluster_link::on_unclaimed(std::string_view queue) {
+    if (!hunger_.wake_wanted(queue, std::chrono::steady_clock::now())) {
+        wakes_skipped_.inc();
+        return;
+    }
     wakes_.want(queue);
+    schedule_flush();
+}
+
+void cluster_link::on_hungry(std::string_view queue) {
+    if (hungry_now_.find(queue) == hungry_now_.end()) {
+        hungry_now_.emplace(queue);
+    }
     schedule_flush();
 }
 
@@ -126,11 +149,18 @@ void cluster_link::flush() {
         // Nothing is queued up for later: the claim poll and the agents' heartbeats carry what
         // the messages would have, and presence is refreshed by the next heartbeat.
         wakes_.clear();
+        hungry_now_.clear();
         notice_agents_.clear();
         presence_.clear();
         return;
     }
     auto ignore = [](std::optional<redis::reply>) {};
+    for (const std::string& queue : hungry_now_) {
+        redis_.command({"PUBLISH", std::string(k_hunger_channel), message(worker_id_, queue)},
+                       ignore);
+        hunger_published_.inc();
+    }
+    hungry_now_.clear();
     for (const std::string& queue : wakes_.take_due(std::chrono::steady_clock::now())) {
         redis_.command({"PUBLISH", std::string(k_wake_channel), message(worker_id_, queue)},
                        ignore);
@@ -168,6 +198,23 @@ void cluster_link::arm_wake_timer() {
     });
 }
 
+void cluster_link::arm_hunger_timer() {
+    hunger_timer_.expires_after(k_hunger_repeat);
+    hunger_timer_.async_wait([this, alive = alive_](boost::system::error_code ec) {
+        if (ec || !*alive) {
+            return;
+        }
+        hunger_.sweep(std::chrono::steady_clock::now());
+        for (std::string& queue : engine_.hungry_queues()) {
+            hungry_now_.insert(std::move(queue));
+        }
+        if (!hungry_now_.empty()) {
+            schedule_flush();
+        }
+        arm_hunger_timer();
+    });
+}
+
 void cluster_link::on_message(std::string_view channel, std::string_view payload) {
     const auto newline = payload.find('\n');
     if (newline == std::string_view::npos) {
@@ -177,6 +224,13 @@ void cluster_link::on_message(std::string_view channel, std::string_view payload
         return;
     }
     const std::string_view name = payload.substr(newline + 1);
+    if (channel == k_hunger_channel) {
+        if (hunger_.heard(name, std::chrono::steady_clock::now())) {
+            wakes_.want(name);  // a task of it found no consumer here just before
+            schedule_flush();
+        }
+        return;
+    }
     received_.inc();
     const auto now = store::clock::now();
     if (channel == k_wake_channel) {

@@ -1,9 +1,15 @@
 #pragma once
 // Private to src/api: what makes N workers on one database act as one server through Redis
 // (DESIGN.md §2 Redis). It carries three things between workers:
-// - wake-ups: a task became pending on a queue no consumer here could take -> PUBLISH
-//   pm:wake; every other worker offers the queue to its free consumers at once (instead of at
-//   its next claim poll, database.poll_interval_ms, which stays as the fallback);
+// - wake-ups: a task became pending on a queue no consumer here could take, and another
+//   worker has a consumer of it waiting -> PUBLISH pm:wake; every other worker offers the
+//   queue to its free consumers at once (instead of at its next claim poll,
+//   database.poll_interval_ms, which stays as the fallback);
+// - hunger: a queue has a free consumer here whose last claim found nothing -> PUBLISH
+//   pm:hungry at once, and again every k_hunger_repeat while it waits; the others publish
+//   wake-ups for that queue only while they heard so within k_hunger_ttl (peer_hunger). Under
+//   load nobody waits and no wake-up is sent (N workers would otherwise cost N x (N - 1)
+//   messages every few milliseconds, each waking a worker to nothing);
 // - cancel notices: a task was taken from an agent connected elsewhere -> PUBLISH pm:notice;
 //   the worker holding the agent's WebSocket takes the notice and pushes `cancel`;
 // - presence: each heartbeat -> SET pm:presence:<agent> "<unix ms> <worker>" EX redis.ttl, so
@@ -25,6 +31,7 @@
 
 #include <boost/asio/steady_timer.hpp>
 
+#include "api/peer_hunger.hpp"
 #include "api/wake_throttle.hpp"
 #include "pm_agent/core/engine.hpp"
 #include "pm_agent/store/unique_function.hpp"
@@ -44,6 +51,11 @@ namespace pm_agent::api {
 
 inline constexpr std::string_view k_wake_channel = "pm:wake";
 inline constexpr std::string_view k_notice_channel = "pm:notice";
+inline constexpr std::string_view k_hunger_channel = "pm:hungry";
+/// How often a queue's waiting consumers are announced again, and how long an announcement
+/// counts: a lost message (a Redis reconnect) costs at most one repeat.
+inline constexpr std::chrono::milliseconds k_hunger_repeat{500};
+inline constexpr std::chrono::milliseconds k_hunger_ttl{1500};
 /// At most one wake-up per queue per window from one worker (beyond the first, which is not
 /// held): short against the claim poll it stands in for, long against a loop turn.
 inline constexpr std::chrono::milliseconds k_wake_window{5};
@@ -64,6 +76,7 @@ class cluster_link {
 
     // Engine events (engine_observer, forwarded by the service).
     void on_unclaimed(std::string_view queue);
+    void on_hungry(std::string_view queue);
     void on_notice_elsewhere(std::string_view agent_id);
     void on_heartbeat(std::string_view agent_id, std::chrono::system_clock::time_point at);
     /// The agent is gone: its presence key is deleted.
@@ -83,6 +96,8 @@ class cluster_link {
     void flush();
     /// Flushes again when the first held wake-up may leave.
     void arm_wake_timer();
+    /// Announces the queues with consumers waiting here, every k_hunger_repeat.
+    void arm_hunger_timer();
     void on_message(std::string_view channel, std::string_view payload);
 
     boost::asio::io_context& ioc_;
@@ -94,12 +109,17 @@ class cluster_link {
     boost::asio::steady_timer wake_timer_;
     bool wake_timer_armed_ = false;
     std::chrono::steady_clock::time_point wake_timer_at_{};
+    peer_hunger hunger_{k_hunger_ttl};
+    std::set<std::string, std::less<>> hungry_now_;  // to announce at the next flush
+    boost::asio::steady_timer hunger_timer_;
     std::set<std::string, std::less<>> notice_agents_;
     std::unordered_map<std::string, std::int64_t> presence_;  // agent -> unix ms
     bool flush_scheduled_ = false;
     std::shared_ptr<bool> alive_;
     metrics::counter& published_;
     metrics::counter& received_;
+    metrics::counter& hunger_published_;
+    metrics::counter& wakes_skipped_;
 };
 
 }  // namespace pm_agent::api

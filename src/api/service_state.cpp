@@ -214,6 +214,12 @@ void service_state::on_unclaimed(std::string_view queue) {
     }
 }
 
+void service_state::on_hungry(std::string_view queue) {
+    if (cluster) {
+        cluster->on_hungry(queue);
+    }
+}
+
 void service_state::on_notice_elsewhere(std::string_view agent_id) {
     if (cluster) {
         cluster->on_notice_elsewhere(agent_id);

@@ -14,8 +14,8 @@
 #include "pm_agent/api/errors.hpp"
 #include "pm_agent/api/query.hpp"
 #include "pm_agent/api/rate_limit.hpp"
-#include "pm_agent/api/shared_rate_limit.hpp"
 #include "pm_agent/api/router.hpp"
+#include "pm_agent/api/shared_rate_limit.hpp"
 #include "pm_agent/config/cidr.hpp"
 #include "pm_agent/config/config.hpp"
 #include "pm_agent/core/engine.hpp"
@@ -81,6 +81,7 @@ struct service_state : core::engine_observer {
     void on_dispatched(store::time_point ready_at) override;
     void on_heartbeat(const store::agent& agent, store::time_point now) override;
     void on_unclaimed(std::string_view queue) override;
+    void on_hungry(std::string_view queue) override;
     void on_notice_elsewhere(std::string_view agent_id) override;
 
     const config::config& cfg;
@@ -137,11 +138,10 @@ struct service_state : core::engine_observer {
     /// `scope` labels pm_agent_rate_limited_total (a string literal).
     template <class Then>
     void limit(limit_kind kind, std::string_view scope, std::string_view key, Then&& then) {
-        shared_rate_limiter* shared = kind == limit_kind::submit ? shared_submit_limiter.get()
-                                                                 : shared_agent_limiter.get();
+        shared_rate_limiter* shared =
+            kind == limit_kind::submit ? shared_submit_limiter.get() : shared_agent_limiter.get();
         if (shared == nullptr) {
-            local_rate_limiter& local =
-                kind == limit_kind::submit ? submit_limiter : agent_limiter;
+            local_rate_limiter& local = kind == limit_kind::submit ? submit_limiter : agent_limiter;
             then(answer_limit(shared_decision{local.check(key, std::chrono::steady_clock::now())},
                               scope));
             return;

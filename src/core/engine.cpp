@@ -181,6 +181,15 @@ void engine::offer(std::string_view queue, time_point now) {
     impl_->refresh_deadline();
 }
 
+std::vector<std::string> engine::hungry_queues() const {
+    std::vector<std::string> out;
+    out.reserve(impl_->hungry_queues_.size());
+    for (const auto& entry : impl_->hungry_queues_) {
+        out.push_back(entry.first);
+    }
+    return out;
+}
+
 void engine::deliver_notices(std::string_view agent_id, time_point now) {
     if (is_attached(agent_id)) {
         // The heartbeat takes the notices and pushes those not pushed yet; a failure (the

@@ -45,6 +45,25 @@ void engine::impl::update_activity(agent_state& a) {
     const bool available = a.status == store::agent_status::online && !a.claiming && !a.doomed &&
                            a.room() > 0 && (a.credit > 0 || a.waiting_demand > 0);
     dispatcher_.set_active(a.entry, available);
+    set_hungry(a, available && a.starved);
+}
+
+void engine::impl::set_hungry(agent_state& a, bool hungry) {
+    if (a.hungry == hungry) {
+        return;
+    }
+    a.hungry = hungry;
+    for (const std::string& queue : a.queues) {
+        if (hungry) {
+            auto it = hungry_queues_.try_emplace(queue, 0).first;
+            if (++it->second == 1 && observer_ != nullptr) {
+                observer_->on_hungry(queue);
+            }
+        } else if (auto it = hungry_queues_.find(queue);
+                   it != hungry_queues_.end() && --it->second == 0) {
+            hungry_queues_.erase(it);
+        }
+    }
 }
 
 void engine::impl::maybe_forget(agent_state& a) {
@@ -60,6 +79,7 @@ void engine::impl::destroy(agent_state& a) {
         update_activity(a);
         return;
     }
+    set_hungry(a, false);
     dispatcher_.remove(a.entry);
     agents_.erase(agents_.find(a.id));  // by iterator: the key is a view into `a`
 }
@@ -133,8 +153,10 @@ void engine::impl::on_claimed(agent_state* ap, time_point now,
     }
     clamp_credit(a);
     expired = take_expired_waiters(a, now);
+    const bool again = !sink_lost && missed_offers_ != a.claim_epoch && tasks.empty();
+    a.starved = tasks.empty() && !again;
     update_activity(a);
-    if (!sink_lost && missed_offers_ != a.claim_epoch && tasks.empty()) {
+    if (again) {
         serve(a, now);
     }
     // User code runs last, when the engine's state is consistent again.

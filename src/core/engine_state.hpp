@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -49,6 +50,8 @@ struct agent_state {
     std::uint64_t waiting_demand = 0;  // sum of max_tasks over waiters
     bool claiming = false;             // a claim is in flight: not a consumer until it completes
     bool doomed = false;               // to be destroyed when the claim in flight completes
+    bool starved = false;              // its last claim found nothing
+    bool hungry = false;               // free and starved: counted in impl::hungry_queues_
     // missed_offers_ when the claim in flight started.
     std::uint64_t claim_epoch = 0;
     // Cancels pushed to this connection whose store notices a heartbeat has not taken yet:
@@ -71,6 +74,7 @@ struct engine::impl {
     void sync(agent_state& a, const store::agent& rec);  // leaves credit alone
     void clamp_credit(agent_state& a);                   // credit <= room
     void update_activity(agent_state& a);
+    void set_hungry(agent_state& a, bool hungry);
     void maybe_forget(agent_state& a);
     void destroy(agent_state& a);
     void serve(agent_state& a, time_point now);
@@ -124,6 +128,9 @@ struct engine::impl {
     // meanwhile may have missed those tasks (its snapshot was older), so when it comes back
     // empty it claims once more instead of idling until the next poll.
     std::uint64_t missed_offers_ = 0;
+    // Queue -> free consumers here whose last claim found nothing (waiting for work that
+    // another worker may be holding): engine::hungry_queues().
+    std::map<std::string, std::size_t, std::less<>> hungry_queues_;
     std::size_t attached_ = 0;
     store::unique_function<void(time_point)> timer_hook_;
     time_point announced_ = time_point::max();

@@ -21,6 +21,7 @@ struct forwarder final : core::engine_observer {
         link->on_heartbeat(a.id, now);
     }
     void on_unclaimed(std::string_view queue) override { link->on_unclaimed(queue); }
+    void on_hungry(std::string_view queue) override { link->on_hungry(queue); }
     void on_notice_elsewhere(std::string_view agent) override { link->on_notice_elsewhere(agent); }
 };
 
@@ -138,6 +139,37 @@ TEST_F(cluster_link_test, AWakeUpHeldWithinTheWindowStillArrives) {
     EXPECT_EQ(sink.tasks[1].id, second);
     run_until([] { return false; }, 2 * k_test_wake_window);
     EXPECT_EQ(published.value(), before + 2);
+}
+
+// Nobody waits (the one agent is busy): worker 1 publishes no wake-up for its tasks. When the
+// agent is free again and finds nothing, its worker says so, and worker 1's next task wakes it.
+TEST_F(cluster_link_test, NoWakeUpIsPublishedWhileNoOtherWorkerWaits) {
+    auto& published = registry_
+                          .counter("pm_agent_cluster_messages_published_total",
+                                   "Wake-ups and cancel notices published to other workers.")
+                          .get();
+    auto& skipped = registry_
+                        .counter("pm_agent_cluster_wakeups_skipped_total",
+                                 "Wake-ups not published: no other worker had a consumer of the "
+                                 "queue waiting.")
+                        .get();
+    fake_sink sink;
+    const std::string a = attach_on_0(sink, 1);
+    const std::string first = submit_on_1();
+    ASSERT_TRUE(run_until([&] { return sink.tasks.size() == 1; }, std::chrono::seconds(2)));
+    run_until([] { return false; }, k_hunger_ttl + std::chrono::milliseconds(200));  // lapsed
+    const double before = published.value();
+    const double skipped_before = skipped.value();
+    for (int i = 0; i < 5; ++i) {
+        submit_on_1();  // the agent holds `first`: nobody is free for these
+        run_until([] { return false; }, std::chrono::milliseconds(20));
+    }
+    EXPECT_EQ(published.value(), before);
+    EXPECT_EQ(skipped.value(), skipped_before + 5);
+    // Free again: worker 0's claim takes the next of them itself (they are in the shared store).
+    engine_[0]->complete(store::lease_ref{first, a}, boost::json::value(nullptr), now(),
+                         [](auto r) { ASSERT_TRUE(r); });
+    EXPECT_EQ(sink.tasks.size(), 2u);
 }
 
 TEST_F(cluster_link_test, ACancelOnOneWorkerReachesTheAgentOnTheOtherOnce) {

@@ -17,10 +17,9 @@ struct recording_observer final : engine_observer {
         heartbeats.push_back(agent.id);
     }
     void on_unclaimed(std::string_view queue) override { unclaimed.emplace_back(queue); }
-    void on_notice_elsewhere(std::string_view agent_id) override {
-        notices.emplace_back(agent_id);
-    }
-    ids heartbeats, unclaimed, notices;
+    void on_hungry(std::string_view queue) override { hungry.emplace_back(queue); }
+    void on_notice_elsewhere(std::string_view agent_id) override { notices.emplace_back(agent_id); }
+    ids heartbeats, unclaimed, hungry, notices;
 };
 
 }  // namespace
@@ -73,6 +72,40 @@ TEST_F(engine_workers_test, ATaskALocalConsumerTakesIsNotReported) {
     EXPECT_EQ(observer_a_.unclaimed, ids{"default"});
 }
 
+// Hunger: a free consumer whose claim found nothing waits for work, and only then are other
+// workers' wake-ups worth publishing for its queues.
+TEST_F(engine_workers_test, AFreeConsumerThatFoundNothingIsHungryUntilItGetsWork) {
+    fake_sink sink;
+    const std::string a = add_ws_agent(sink, 1, {"default", "other"});
+    EXPECT_EQ(engine_.hungry_queues(), (ids{"default", "other"}));
+    EXPECT_EQ(observer_a_.hungry, (ids{"default", "other"}));
+    // A second such consumer of "default" is no news.
+    fake_sink sink2;
+    add_ws_agent(sink2, 1);
+    EXPECT_EQ(observer_a_.hungry.size(), 2u);
+    // The first takes a task: "other" has nobody waiting any more, "default" still has one.
+    const std::string t = submit("other");
+    EXPECT_EQ(sink.task_ids(), ids{t});
+    EXPECT_EQ(engine_.hungry_queues(), ids{"default"});
+    submit();  // the second consumer takes it
+    EXPECT_TRUE(engine_.hungry_queues().empty());
+    // Its slot back, the first claims at once, finds nothing and waits again.
+    ASSERT_TRUE(complete(t, a));
+    EXPECT_EQ(engine_.hungry_queues(), (ids{"default", "other"}));
+    EXPECT_EQ(observer_a_.hungry, (ids{"default", "other", "default", "other"}));
+}
+
+TEST_F(engine_workers_test, AConsumerWithoutCreditOrGoneIsNotHungry) {
+    fake_sink sink;
+    const std::string a = add_ws_agent(sink, 0);  // ready, but no credit: takes nothing
+    EXPECT_TRUE(engine_.hungry_queues().empty());
+    fake_sink sink2;
+    const std::string b = add_ws_agent(sink2, 1);
+    EXPECT_EQ(engine_.hungry_queues(), ids{"default"});
+    engine_.detach(b, sink2);
+    EXPECT_TRUE(engine_.hungry_queues().empty());
+}
+
 TEST_F(engine_workers_test, ACancelOnAnotherWorkerReachesTheAttachedAgentOnce) {
     fake_sink sink;
     const std::string a = add_ws_agent(sink, 1);
@@ -100,7 +133,7 @@ TEST_F(engine_workers_test, ALocalCancelIsPushedOnceThoughItsNoticeComesBackInAH
     EXPECT_TRUE(observer_a_.notices.empty());  // its connection is here
     auto hb = heartbeat(a);
     ASSERT_TRUE(hb);
-    EXPECT_EQ(*hb, ids{t});  // the store's notice, as a REST agent would get it
+    EXPECT_EQ(*hb, ids{t});           // the store's notice, as a REST agent would get it
     EXPECT_EQ(sink.cancels, ids{t});  // but not pushed twice
 }
 
