@@ -155,13 +155,19 @@ void cluster_link::flush() {
         return;
     }
     auto ignore = [](std::optional<redis::reply>) {};
+    const auto now = std::chrono::steady_clock::now();
     for (const std::string& queue : hungry_now_) {
+        auto [at, first] = announced_at_.try_emplace(queue, now);
+        if (!first && now - at->second < k_hunger_gap) {
+            continue;
+        }
+        at->second = now;
         redis_.command({"PUBLISH", std::string(k_hunger_channel), message(worker_id_, queue)},
                        ignore);
         hunger_published_.inc();
     }
     hungry_now_.clear();
-    for (const std::string& queue : wakes_.take_due(std::chrono::steady_clock::now())) {
+    for (const std::string& queue : wakes_.take_due(now)) {
         redis_.command({"PUBLISH", std::string(k_wake_channel), message(worker_id_, queue)},
                        ignore);
         published_.inc();
@@ -204,7 +210,10 @@ void cluster_link::arm_hunger_timer() {
         if (ec || !*alive) {
             return;
         }
-        hunger_.sweep(std::chrono::steady_clock::now());
+        const auto now = std::chrono::steady_clock::now();
+        hunger_.sweep(now);
+        std::erase_if(announced_at_,
+                      [now](const auto& entry) { return now - entry.second >= k_hunger_ttl; });
         for (std::string& queue : engine_.hungry_queues()) {
             hungry_now_.insert(std::move(queue));
         }

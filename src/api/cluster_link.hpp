@@ -22,6 +22,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
 #include <set>
 #include <string>
@@ -56,6 +57,9 @@ inline constexpr std::string_view k_hunger_channel = "pm:hungry";
 /// counts: a lost message (a Redis reconnect) costs at most one repeat.
 inline constexpr std::chrono::milliseconds k_hunger_repeat{500};
 inline constexpr std::chrono::milliseconds k_hunger_ttl{1500};
+/// A queue's announcements are at least this far apart (its consumers may find nothing and
+/// take a task many times a second); an earlier one still counts for k_hunger_ttl.
+inline constexpr std::chrono::milliseconds k_hunger_gap{100};
 /// At most one wake-up per queue per window from one worker (beyond the first, which is not
 /// held): short against the claim poll it stands in for, long against a loop turn.
 inline constexpr std::chrono::milliseconds k_wake_window{5};
@@ -111,6 +115,7 @@ class cluster_link {
     std::chrono::steady_clock::time_point wake_timer_at_{};
     peer_hunger hunger_{k_hunger_ttl};
     std::set<std::string, std::less<>> hungry_now_;  // to announce at the next flush
+    std::map<std::string, std::chrono::steady_clock::time_point, std::less<>> announced_at_;
     boost::asio::steady_timer hunger_timer_;
     std::set<std::string, std::less<>> notice_agents_;
     std::unordered_map<std::string, std::int64_t> presence_;  // agent -> unix ms
