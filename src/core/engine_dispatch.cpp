@@ -99,12 +99,12 @@ void engine::impl::serve(agent_state& a, time_point now) {
     a.claiming = true;
     a.claim_epoch = missed_offers_;
     update_activity(a);
-    store_.claim(a.id, n, now, [this, ap = &a, now](store::result<store::claim_outcome> r) {
-        on_claimed(ap, now, std::move(r));
+    store_.claim(a.id, n, now, [this, ap = &a, now, n](store::result<store::claim_outcome> r) {
+        on_claimed(ap, now, n, std::move(r));
     });
 }
 
-void engine::impl::on_claimed(agent_state* ap, time_point now,
+void engine::impl::on_claimed(agent_state* ap, time_point now, std::uint64_t asked,
                               store::result<store::claim_outcome> r) {
     agent_state& a = *ap;
     a.claiming = false;
@@ -154,7 +154,8 @@ void engine::impl::on_claimed(agent_state* ap, time_point now,
     clamp_credit(a);
     expired = take_expired_waiters(a, now);
     const bool again = !sink_lost && missed_offers_ != a.claim_epoch && tasks.empty();
-    a.starved = tasks.empty() && !again;
+    // Fewer than asked: nothing more was pending for it, so what credit is left waits.
+    a.starved = tasks.size() < asked && !again;
     update_activity(a);
     if (again) {
         serve(a, now);

@@ -50,7 +50,7 @@ struct agent_state {
     std::uint64_t waiting_demand = 0;  // sum of max_tasks over waiters
     bool claiming = false;             // a claim is in flight: not a consumer until it completes
     bool doomed = false;               // to be destroyed when the claim in flight completes
-    bool starved = false;              // its last claim found nothing
+    bool starved = false;              // its last claim found fewer tasks than it asked for
     bool hungry = false;               // free and starved: counted in impl::hungry_queues_
     // missed_offers_ when the claim in flight started.
     std::uint64_t claim_epoch = 0;
@@ -78,7 +78,8 @@ struct engine::impl {
     void maybe_forget(agent_state& a);
     void destroy(agent_state& a);
     void serve(agent_state& a, time_point now);
-    void on_claimed(agent_state* a, time_point now, store::result<store::claim_outcome> r);
+    void on_claimed(agent_state* a, time_point now, std::uint64_t asked,
+                    store::result<store::claim_outcome> r);
     void dispatch_pending(std::string_view queue, std::span<const std::string> caps,
                           time_point now);
     // Pending tasks of `queue` may exist that this engine was not told of (another worker

@@ -80,8 +80,9 @@ class engine_observer {
     /// A task of `queue` became pending and no consumer here was free to claim it: one on
     /// another worker may be (the wake-up to publish).
     virtual void on_unclaimed(std::string_view queue) {}
-    /// The first free consumer of `queue` here whose last claim found nothing: it waits for
-    /// work, and a wake-up from another worker would reach it (see engine::hungry_queues).
+    /// The first free consumer of `queue` here whose last claim found fewer tasks than it
+    /// asked for: it waits for work, and a wake-up from another worker would reach it (see
+    /// engine::hungry_queues).
     virtual void on_hungry(std::string_view queue) {}
     /// A task was taken from an agent that is not connected here (cancelled, or its lease
     /// ended): the store left it a cancel notice; the worker it is connected to should push it.
@@ -220,8 +221,8 @@ class engine {
 
     /// Another worker queued tasks of `queue`: every free consumer of it here claims once.
     void offer(std::string_view queue, time_point now);
-    /// Queues with a free consumer here whose last claim found nothing, in name order: the
-    /// ones another worker's wake-ups are worth publishing for.
+    /// Queues with a free consumer here whose last claim found fewer tasks than it asked for,
+    /// in name order: the ones another worker's wake-ups are worth publishing for.
     std::vector<std::string> hungry_queues() const;
     /// Another worker left cancel notices for this agent: if its WebSocket is attached here,
     /// take them from the store (a heartbeat) and push `cancel` for each.

@@ -95,6 +95,18 @@ TEST_F(engine_workers_test, AFreeConsumerThatFoundNothingIsHungryUntilItGetsWork
     EXPECT_EQ(observer_a_.hungry, (ids{"default", "other", "default", "other"}));
 }
 
+TEST_F(engine_workers_test, AConsumerLeftWithCreditAfterAShortClaimIsHungry) {
+    fake_sink sink;
+    add_ws_agent(sink, 3);
+    const std::string t = submit();
+    EXPECT_EQ(sink.task_ids(), ids{t});  // one of the three it could take
+    EXPECT_EQ(engine_.hungry_queues(), ids{"default"});
+    submit();
+    submit();
+    EXPECT_EQ(sink.tasks.size(), 3u);
+    EXPECT_TRUE(engine_.hungry_queues().empty());  // no credit left
+}
+
 TEST_F(engine_workers_test, AConsumerWithoutCreditOrGoneIsNotHungry) {
     fake_sink sink;
     const std::string a = add_ws_agent(sink, 0);  // ready, but no credit: takes nothing
