@@ -60,10 +60,12 @@ cluster_link::cluster_link(boost::asio::io_context& ioc, redis::client& redis, c
                     .counter("pm_agent_cluster_messages_received_total",
                              "Wake-ups and cancel notices received from other workers.")
                     .get()),
-      hunger_published_(registry
-                            .counter("pm_agent_cluster_hunger_published_total",
-                                     "Announcements of queues with consumers here waiting.")
-                            .get()),
+      hunger_published_(
+          registry
+              .counter(
+                  "pm_agent_cluster_hunger_published_total",
+                  "Hunger messages published (each names the queues with consumers here waiting).")
+              .get()),
       wakes_skipped_(registry
                          .counter("pm_agent_cluster_wakeups_skipped_total",
                                   "Wake-ups not published: no other worker had a consumer of "
@@ -156,16 +158,29 @@ void cluster_link::flush() {
     }
     auto ignore = [](std::optional<redis::reply>) {};
     const auto now = std::chrono::steady_clock::now();
+    // All queues in one message (or a few, each at most about k_hunger_message_bytes): a fleet
+    // waiting on many queues costs a message per worker and turn, not one per queue.
+    std::string hungry;
+    auto publish_hungry = [&] {
+        if (!hungry.empty()) {
+            redis_.command({"PUBLISH", std::string(k_hunger_channel), message(worker_id_, hungry)},
+                           ignore);
+            hunger_published_.inc();
+            hungry.clear();
+        }
+    };
     for (const std::string& queue : hungry_now_) {
         auto [at, first] = announced_at_.try_emplace(queue, now);
         if (!first && now - at->second < k_hunger_gap) {
             continue;
         }
         at->second = now;
-        redis_.command({"PUBLISH", std::string(k_hunger_channel), message(worker_id_, queue)},
-                       ignore);
-        hunger_published_.inc();
+        append_name(hungry, queue);
+        if (hungry.size() >= k_hunger_message_bytes) {
+            publish_hungry();
+        }
     }
+    publish_hungry();
     hungry_now_.clear();
     for (const std::string& queue : wakes_.take_due(now)) {
         redis_.command({"PUBLISH", std::string(k_wake_channel), message(worker_id_, queue)},
@@ -234,9 +249,16 @@ void cluster_link::on_message(std::string_view channel, std::string_view payload
     }
     const std::string_view name = payload.substr(newline + 1);
     if (channel == k_hunger_channel) {
-        if (hunger_.heard(name, std::chrono::steady_clock::now())) {
-            wakes_.want(name);  // a task of it found no consumer here just before
-            schedule_flush();
+        const auto queues = parse_names(name);
+        if (!queues) {
+            return;  // not ours
+        }
+        const auto now = std::chrono::steady_clock::now();
+        for (std::string_view queue : *queues) {
+            if (hunger_.heard(queue, now)) {
+                wakes_.want(queue);  // a task of it found no consumer here just before
+                schedule_flush();
+            }
         }
         return;
     }

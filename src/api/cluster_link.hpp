@@ -5,8 +5,9 @@
 //   worker has a consumer of it waiting -> PUBLISH pm:wake; every other worker offers the
 //   queue to its free consumers at once (instead of at its next claim poll,
 //   database.poll_interval_ms, which stays as the fallback);
-// - hunger: a queue has a free consumer here whose last claim found nothing -> PUBLISH
-//   pm:hungry at once, and again every k_hunger_repeat while it waits; the others publish
+// - hunger: a queue has a free consumer here whose last claim found fewer tasks than it asked
+//   for -> PUBLISH pm:hungry at once, and again every k_hunger_repeat while it waits (all such
+//   queues of a turn in one message); the others publish
 //   wake-ups for that queue only while they heard so within k_hunger_ttl (peer_hunger). Under
 //   load nobody waits and no wake-up is sent (N workers would otherwise cost N x (N - 1)
 //   messages every few milliseconds, each waking a worker to nothing);
@@ -60,6 +61,8 @@ inline constexpr std::chrono::milliseconds k_hunger_ttl{1500};
 /// A queue's announcements are at least this far apart (its consumers may find nothing and
 /// take a task many times a second); an earlier one still counts for k_hunger_ttl.
 inline constexpr std::chrono::milliseconds k_hunger_gap{100};
+/// A hunger message holds queues up to about this size; more go in further messages.
+inline constexpr std::size_t k_hunger_message_bytes = 16 * 1024;
 /// At most one wake-up per queue per window from one worker (beyond the first, which is not
 /// held): short against the claim poll it stands in for, long against a loop turn.
 inline constexpr std::chrono::milliseconds k_wake_window{5};

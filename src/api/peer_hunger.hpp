@@ -13,8 +13,15 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace pm_agent::api {
+
+/// A hunger announcement carries every queue of one flush: each as "<length>:<name>" (a name may
+/// hold any byte), appended to `out`.
+void append_name(std::string& out, std::string_view name);
+/// The names of such a list; nullopt when it is malformed (then none is used).
+std::optional<std::vector<std::string_view>> parse_names(std::string_view list);
 
 class peer_hunger {
   public:

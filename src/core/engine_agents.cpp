@@ -69,10 +69,14 @@ void engine::heartbeat(std::string_view agent_id, std::optional<store::agent_sta
             if (agent_state* a = s.find_agent(id)) {
                 sink = a->sink;
                 const bool status_changed = a->status != r->record->status;
+                const bool was_available = impl::available(*a);
                 s.sync(*a, *r->record);
                 s.clamp_credit(*a);
-                if (status_changed) {
-                    s.serve(*a, now);  // back online or draining: (de)activates
+                if (status_changed || (!was_available && impl::available(*a))) {
+                    // Back online or draining: (de)activates. Or a slot came free elsewhere (a
+                    // task of it ended on another worker): it looks for work once, so that it
+                    // is known to wait (hungry) if it finds none.
+                    s.serve(*a, now);
                 } else if (!a->claiming && !a->doomed) {
                     // Nothing new to claim for: work reaches it through offers and the poll.
                     // (A claim per heartbeat was a database round trip per idle agent.)

@@ -41,9 +41,13 @@ void engine::impl::clamp_credit(agent_state& a) {
     a.credit = std::min(a.credit, a.room());
 }
 
+bool engine::impl::available(const agent_state& a) {
+    return a.status == store::agent_status::online && !a.claiming && !a.doomed && a.room() > 0 &&
+           (a.credit > 0 || a.waiting_demand > 0);
+}
+
 void engine::impl::update_activity(agent_state& a) {
-    const bool available = a.status == store::agent_status::online && !a.claiming && !a.doomed &&
-                           a.room() > 0 && (a.credit > 0 || a.waiting_demand > 0);
+    const bool available = impl::available(a);
     dispatcher_.set_active(a.entry, available);
     set_hungry(a, available && a.starved);
 }

@@ -73,6 +73,8 @@ struct engine::impl {
     agent_state& ensure_agent(const store::agent& rec);
     void sync(agent_state& a, const store::agent& rec);  // leaves credit alone
     void clamp_credit(agent_state& a);                   // credit <= room
+    // A consumer now: online, not claiming, with room and credit (or long polls waiting).
+    static bool available(const agent_state& a);
     void update_activity(agent_state& a);
     void set_hungry(agent_state& a, bool hungry);
     void maybe_forget(agent_state& a);

@@ -68,10 +68,11 @@ class cluster_link_test : public redis_link_test {
     }
 
     /// An agent attached to worker 0 with `credit` slots.
-    std::string attach_on_0(fake_sink& sink, std::uint32_t credit) {
+    std::string attach_on_0(fake_sink& sink, std::uint32_t credit,
+                            std::vector<std::string> queues = {"default"}) {
         core::agent_spec spec;
         spec.name = "a";
-        spec.queues = {"default"};
+        spec.queues = std::move(queues);
         spec.max_concurrency = 4;
         std::string id;
         engine_[0]->register_agent(std::move(spec), now(), [&](auto r) {
@@ -82,10 +83,10 @@ class cluster_link_test : public redis_link_test {
         engine_[0]->ready(id, credit, now());
         return id;
     }
-    std::string submit_on_1() {
+    std::string submit_on_1(std::string queue = "default") {
         core::task_spec spec;
         spec.type = "t";
-        spec.queue = "default";
+        spec.queue = std::move(queue);
         std::string id;
         engine_[1]->submit(std::move(spec), now(), [&](store::result<store::submitted> r) {
             ASSERT_TRUE(r);
@@ -170,6 +171,24 @@ TEST_F(cluster_link_test, NoWakeUpIsPublishedWhileNoOtherWorkerWaits) {
     engine_[0]->complete(store::lease_ref{first, a}, boost::json::value(nullptr), now(),
                          [](auto r) { ASSERT_TRUE(r); });
     EXPECT_EQ(sink.tasks.size(), 2u);
+}
+
+// An agent waiting on several queues: one message names them all, and a task of any of them
+// on the other worker wakes it.
+TEST_F(cluster_link_test, OneHungerMessageNamesEveryQueueWaitedOn) {
+    auto& hunger = registry_
+                       .counter("pm_agent_cluster_hunger_published_total",
+                                "Hunger messages published (each names the queues with consumers "
+                                "here waiting).")
+                       .get();
+    const double before = hunger.value();
+    fake_sink sink;
+    attach_on_0(sink, 1, {"q1", "q2", "q3"});
+    run_until([] { return false; }, std::chrono::milliseconds(100));
+    EXPECT_EQ(hunger.value(), before + 1);
+    const std::string t = submit_on_1("q3");
+    ASSERT_TRUE(run_until([&] { return !sink.tasks.empty(); }, std::chrono::seconds(2)));
+    EXPECT_EQ(sink.tasks.front().id, t);
 }
 
 TEST_F(cluster_link_test, ACancelOnOneWorkerReachesTheAgentOnTheOtherOnce) {

@@ -55,5 +55,23 @@ TEST(peer_hunger, SweepForgetsLapsedQueues) {
     EXPECT_FALSE(h.wake_wanted("a", t0 + 1502ms));
 }
 
+TEST(peer_hunger, NameListsRoundTripAnyBytesAndRefuseMalformedOnes) {
+    std::string list;
+    const std::vector<std::string> names{"default", "a:b", std::string("new\nline\0x", 10), "q"};
+    for (const std::string& n : names) {
+        append_name(list, n);
+    }
+    const auto parsed = parse_names(list);
+    ASSERT_TRUE(parsed);
+    ASSERT_EQ(parsed->size(), names.size());
+    for (std::size_t i = 0; i < names.size(); ++i) {
+        EXPECT_EQ((*parsed)[i], names[i]);
+    }
+    EXPECT_TRUE(parse_names("")->empty());
+    for (const char* bad : {"8:default", "x:q", ":q", "3", "3:abcd2", "99999999999999999999:q"}) {
+        EXPECT_FALSE(parse_names(bad)) << bad;
+    }
+}
+
 }  // namespace
 }  // namespace pm_agent::api

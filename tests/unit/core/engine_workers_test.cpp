@@ -107,6 +107,27 @@ TEST_F(engine_workers_test, AConsumerLeftWithCreditAfterAShortClaimIsHungry) {
     EXPECT_TRUE(engine_.hungry_queues().empty());  // no credit left
 }
 
+// A long poll of an agent at its max_concurrency waits; its task ends on another worker, and
+// the agent's next heartbeat here shows the slot free: the poll looks for work at once (a task
+// already pending reaches it) instead of waiting for an offer.
+TEST_F(engine_workers_test, ASlotFreedOnAnotherWorkerLooksForWorkAtTheNextHeartbeat) {
+    const std::string a = add_agent({"default"}, {}, 1);
+    const std::string held = submit();
+    auto first = poll(a, 1, std::chrono::milliseconds(0));
+    ASSERT_TRUE(first->answered);
+    ASSERT_EQ(first->tasks.size(), 1u);
+    auto waiting = poll(a, 1, std::chrono::seconds(30));
+    EXPECT_FALSE(waiting->answered);         // no room
+    const std::string next = submit_on_b();  // B has no consumer; A is not told
+    other_.complete(store::lease_ref{held, a}, boost::json::value(nullptr), now_,
+                    [](store::result<const store::task*> r) { ASSERT_TRUE(r); });
+    EXPECT_FALSE(waiting->answered);
+    ASSERT_TRUE(heartbeat(a));
+    ASSERT_TRUE(waiting->answered);
+    ASSERT_EQ(waiting->tasks.size(), 1u);
+    EXPECT_EQ(waiting->tasks[0].id, next);
+}
+
 TEST_F(engine_workers_test, AConsumerWithoutCreditOrGoneIsNotHungry) {
     fake_sink sink;
     const std::string a = add_ws_agent(sink, 0);  // ready, but no credit: takes nothing
