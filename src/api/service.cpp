@@ -52,6 +52,15 @@ struct service::impl : service_state {
         registry.render(response.body);
         return response;
     }
+
+    /// Ends a long poll that waits for tasks, answered with none (its client left, or the
+    /// worker drains).
+    void end_empty(long_poll& poll) {
+        engine.abandon_request(poll.id);
+        auto reply = std::move(*poll.slot);
+        *poll.slot = nullptr;
+        reply(empty_task_list());
+    }
 };
 
 service::service(const config::config& cfg, metrics::registry& registry, transport_state& state,
@@ -136,11 +145,9 @@ void service::abandon(std::uint64_t connection_id) {
         impl_->abandoned_polls.emplace(connection_id, std::chrono::steady_clock::now());
         return;
     }
-    impl_->engine.abandon_request(it->second.id);
-    auto reply = std::move(*it->second.slot);
-    *it->second.slot = nullptr;
+    service_state::long_poll poll = std::move(it->second);
     impl_->long_polls.erase(it);
-    reply(empty_task_list());
+    impl_->end_empty(poll);
 }
 
 bool service::may_wait_for_event(const http_request& request) const {
@@ -184,10 +191,7 @@ void service::begin_drain() {
     // Long polls end now (empty), so their connections can close within the drain.
     for (auto& [connection, poll] : impl_->long_polls) {
         if (*poll.slot) {
-            impl_->engine.abandon_request(poll.id);
-            auto reply = std::move(*poll.slot);
-            *poll.slot = nullptr;
-            reply(empty_task_list());
+            impl_->end_empty(poll);
         }
     }
     impl_->long_polls.clear();

@@ -131,8 +131,8 @@ struct engine::impl {
     // meanwhile may have missed those tasks (its snapshot was older), so when it comes back
     // empty it claims once more instead of idling until the next poll.
     std::uint64_t missed_offers_ = 0;
-    // Queue -> free consumers here whose last claim found nothing (waiting for work that
-    // another worker may be holding): engine::hungry_queues().
+    // Queue -> free consumers here whose last claim found fewer tasks than it asked for
+    // (waiting for work that another worker may be holding): engine::hungry_queues().
     std::map<std::string, std::size_t, std::less<>> hungry_queues_;
     std::size_t attached_ = 0;
     store::unique_function<void(time_point)> timer_hook_;
