@@ -84,7 +84,7 @@ void engine::impl::absorb_released(time_point now,
     }
     for (const store::released_task& rel : released) {
         if (agent_state* a = find_agent(rel.agent_id)) {
-            serve(*a, now);
+            refill(*a, now);
         }
     }
 }

@@ -202,7 +202,7 @@ bool engine::ready(std::string_view agent_id, std::uint32_t slots, time_point no
     }
     a->credit = static_cast<std::uint32_t>(
         std::min<std::uint64_t>(std::uint64_t{a->credit} + slots, a->room()));
-    s.serve(*a, now);
+    s.refill(*a, now);
     s.refresh_deadline();
     return true;
 }

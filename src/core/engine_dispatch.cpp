@@ -88,7 +88,7 @@ void engine::impl::destroy(agent_state& a) {
     agents_.erase(agents_.find(a.id));  // by iterator: the key is a view into `a`
 }
 
-void engine::impl::serve(agent_state& a, time_point now) {
+void engine::impl::serve(agent_state& a, time_point now, bool for_task) {
     if (a.claiming || a.doomed) {
         return;
     }
@@ -102,18 +102,63 @@ void engine::impl::serve(agent_state& a, time_point now) {
     // Out of the index while claiming: a consumer is never picked twice for one claim.
     a.claiming = true;
     a.claim_epoch = missed_offers_;
+    a.claim_sees = store_.visible_epoch();
+    a.claim_spare = for_task ? n - 1 : n;
+    a.claim_covered = for_task ? 1 : 0;
+    if (a.claim_sees != covering_epoch_) {
+        covering_.clear();
+        covering_epoch_ = a.claim_sees;
+    }
+    if (a.claim_spare > 0 && covering_.size() < k_max_covering) {
+        covering_.push_back(&a);
+    }
     update_activity(a);
+    agent_state* const outer = claim_call_;
+    claim_call_ = &a;
     store_.claim(a.id, n, now, [this, ap = &a, now, n](store::result<store::claim_outcome> r) {
         on_claimed(ap, now, n, std::move(r));
     });
+    claim_call_ = outer;  // `a` itself may be gone by now
+}
+
+void engine::impl::refill(agent_state& a, time_point now) {
+    if (a.starved && missed_offers_ == a.claim_epoch && !a.claiming) {
+        // Its last claim took all it could see and every task written since went to another
+        // consumer: nothing is pending for it. It waits in the index for the next offer (a
+        // claim per completion came back empty whenever the consumers kept up).
+        update_activity(a);
+        return;
+    }
+    serve(a, now);
 }
 
 void engine::impl::on_claimed(agent_state* ap, time_point now, std::uint64_t asked,
                               store::result<store::claim_outcome> r) {
     agent_state& a = *ap;
     a.claiming = false;
+    uncover(a);
+    // Fewer tasks than asked for while its agent stayed online with room: the claim took
+    // every task it could see.
+    const bool saw_all = r && r->tasks.size() < asked &&
+                         r->claimer->status == store::agent_status::online &&
+                         r->claimer->running < r->claimer->max_concurrency;
+    // Tasks counted on this claim that it may have left behind (it came back full, failed or
+    // its agent went): every free consumer of their queues looks once more.
+    std::vector<std::string> reoffer;
+    if (claim_call_ == &a) {
+        // Answered inline: the store's view and the mirror agree, so the task this claim was
+        // started for went where dispatch sent it (nothing else was counted on it).
+        a.claim_covered = 0;
+    }
+    if (a.claim_covered > 0 && (!saw_all || a.doomed)) {
+        reoffer = a.queues;
+    }
+    a.claim_covered = 0;
     if (a.doomed) {
         destroy(a);
+        for (const std::string& queue : reoffer) {
+            offer_queue(queue, now);
+        }
         return;
     }
     using answer = std::pair<task_list_callback, std::span<const store::task* const>>;
@@ -123,6 +168,9 @@ void engine::impl::on_claimed(agent_state* ap, time_point now, std::uint64_t ask
         // The store failed (unavailable): end the long polls now rather than at their deadline.
         end_waiters(a, expired);
         update_activity(a);
+        for (const std::string& queue : reoffer) {
+            offer_queue(queue, now);
+        }
         for (task_list_callback& cb : expired) {
             cb(r.err());
         }
@@ -158,11 +206,14 @@ void engine::impl::on_claimed(agent_state* ap, time_point now, std::uint64_t ask
     clamp_credit(a);
     expired = take_expired_waiters(a, now);
     const bool again = !sink_lost && missed_offers_ != a.claim_epoch && tasks.empty();
-    // Fewer than asked: nothing more was pending for it, so what credit is left waits.
-    a.starved = tasks.size() < asked && !again;
+    // Nothing more was pending for it, so what credit is left waits.
+    a.starved = saw_all && !again;
     update_activity(a);
     if (again) {
         serve(a, now);
+    }
+    for (const std::string& queue : reoffer) {
+        offer_queue(queue, now);
     }
     // User code runs last, when the engine's state is consistent again.
     for (answer& ans : answers) {
@@ -173,10 +224,43 @@ void engine::impl::on_claimed(agent_state* ap, time_point now, std::uint64_t ask
     }
 }
 
+agent_state* engine::impl::find_cover(std::string_view queue, std::span<const std::string> caps) {
+    if (covering_epoch_ != store_.visible_epoch()) {
+        covering_.clear();  // started before the write: their snapshots may miss it
+        return nullptr;
+    }
+    for (auto it = covering_.rbegin(); it != covering_.rend(); ++it) {
+        agent_state& c = **it;
+        if (c.claim_spare > 0 && !c.doomed &&
+            std::find(c.queues.begin(), c.queues.end(), queue) != c.queues.end() &&
+            store::is_subset(caps, c.capabilities)) {
+            return &c;
+        }
+    }
+    return nullptr;
+}
+
+void engine::impl::uncover(agent_state& a) {
+    auto it = std::find(covering_.begin(), covering_.end(), &a);
+    if (it != covering_.end()) {
+        covering_.erase(it);
+    }
+}
+
 void engine::impl::dispatch_pending(std::string_view queue, std::span<const std::string> caps,
                                     time_point now) {
-    if (dispatcher::entry* e = dispatcher_.pick(queue, caps)) {
-        serve(*static_cast<agent_state*>(e->owner()), now);
+    dispatcher::entry* e = dispatcher_.pick(queue, caps);
+    auto* free = e == nullptr ? nullptr : static_cast<agent_state*>(e->owner());
+    // A claim already under way that will see the task takes it, unless a free consumer fits
+    // it better (fewer capabilities: agents with rare ones stay free for tasks needing them).
+    if (agent_state* c = find_cover(queue, caps);
+        c != nullptr && (free == nullptr || c->capabilities.size() <= free->capabilities.size())) {
+        --c->claim_spare;
+        ++c->claim_covered;
+        return;
+    }
+    if (free != nullptr) {
+        serve(*free, now, true);
     } else {
         ++missed_offers_;
         if (observer_ != nullptr) {

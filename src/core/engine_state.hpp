@@ -54,6 +54,11 @@ struct agent_state {
     bool hungry = false;               // free and starved: counted in impl::hungry_queues_
     // missed_offers_ when the claim in flight started.
     std::uint64_t claim_epoch = 0;
+    // The claim in flight: the store's visible_epoch() when it started, how many more tasks
+    // may be counted on it, and how many were (impl::find_cover).
+    std::uint64_t claim_sees = 0;
+    std::uint64_t claim_spare = 0;
+    std::uint32_t claim_covered = 0;
     // Cancels pushed to this connection whose store notices a heartbeat has not taken yet:
     // the heartbeat then skips them, so each cancel reaches the agent once. Bounded (oldest
     // dropped: at worst a cancel is repeated, which an agent must tolerate anyway).
@@ -79,9 +84,17 @@ struct engine::impl {
     void set_hungry(agent_state& a, bool hungry);
     void maybe_forget(agent_state& a);
     void destroy(agent_state& a);
-    void serve(agent_state& a, time_point now);
+    // Claims for the agent's demand; `for_task`: it was picked for a task just written, which
+    // counts on this claim's room.
+    void serve(agent_state& a, time_point now, bool for_task = false);
+    // A slot or credit came back: claims unless nothing can be pending for it.
+    void refill(agent_state& a, time_point now);
     void on_claimed(agent_state* a, time_point now, std::uint64_t asked,
                     store::result<store::claim_outcome> r);
+    // A claim in flight that will see a task of `queue` needing `caps` written at the store's
+    // current visible_epoch(), with room left for it; nullptr when there is none.
+    agent_state* find_cover(std::string_view queue, std::span<const std::string> caps);
+    void uncover(agent_state& a);
     void dispatch_pending(std::string_view queue, std::span<const std::string> caps,
                           time_point now);
     // Pending tasks of `queue` may exist that this engine was not told of (another worker
@@ -131,6 +144,16 @@ struct engine::impl {
     // meanwhile may have missed those tasks (its snapshot was older), so when it comes back
     // empty it claims once more instead of idling until the next poll.
     std::uint64_t missed_offers_ = 0;
+    // Claims in flight started at covering_epoch_ (newest last, at most k_max_covering): a
+    // task written at that epoch is counted on one of them instead of starting a claim of its
+    // own. Without it a batch of submits started a claim on every free consumer and all but
+    // the first came back empty. A claim that comes back full may have left counted tasks
+    // behind: their queues are offered again.
+    static constexpr std::size_t k_max_covering = 32;
+    std::vector<agent_state*> covering_;
+    std::uint64_t covering_epoch_ = 0;
+    // The agent whose store.claim() call is on the stack (a store answering inline).
+    agent_state* claim_call_ = nullptr;
     // Queue -> free consumers here whose last claim found fewer tasks than it asked for
     // (waiting for work that another worker may be holding): engine::hungry_queues().
     std::map<std::string, std::size_t, std::less<>> hungry_queues_;

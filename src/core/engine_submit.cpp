@@ -103,7 +103,7 @@ void engine::cancel(std::string_view task_id, time_point now, callback<const sto
                 s.release_slot(*holder, t.id);
                 // Looked up again: the transport may detach inside push_cancel.
                 if (agent_state* again = s.find_agent(*t.agent_id)) {
-                    s.serve(*again, now);
+                    s.refill(*again, now);
                 }
             }
             s.refresh_deadline();

@@ -33,7 +33,7 @@ void engine::complete(store::lease_ref lease, boost::json::value result, time_po
             ++s.counters_.succeeded;
             if (agent_state* a = s.find_agent(*(*r)->agent_id)) {
                 s.release_slot(*a, {});
-                s.serve(*a, now);
+                s.refill(*a, now);
             }
             s.refresh_deadline();
             done(*r);
@@ -57,7 +57,7 @@ void engine::fail(store::lease_ref lease, std::string error, bool retryable, tim
             }
             if (agent_state* a = s.find_agent(holder)) {
                 s.release_slot(*a, {});
-                s.serve(*a, now);
+                s.refill(*a, now);
             }
             s.refresh_deadline();
             done(*r);

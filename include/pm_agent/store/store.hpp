@@ -242,6 +242,14 @@ class store {
     /// with its polling period. nullopt: nothing is due until something changes.
     virtual std::optional<time_point> next_due() const = 0;
 
+    /// Orders claims after writes, so the engine can count tasks on a claim already in flight
+    /// instead of starting one claim per task. Never decreases. When a callback reporting
+    /// written tasks runs and reads E here, every claim still unanswered that was started while
+    /// this already read E will see those tasks (unless another claim takes them first). An
+    /// asynchronous store advances it before it hands a transaction's results to their
+    /// callbacks; a store that answers every claim inline may return anything.
+    virtual std::uint64_t visible_epoch() const = 0;
+
     /// Why the store cannot serve now (its database is unreachable), for /ready; nullopt when
     /// it can.
     virtual std::optional<std::string> unavailable_reason() const { return std::nullopt; }

@@ -52,10 +52,11 @@ void postgres_store::enqueue(op o) {
 void postgres_store::run_direct(op o) {
     auto statements = std::move(o.statements);
     db_.transact(
-        std::move(statements), [alive = alive_, o = std::move(o)](pg::outcome out) mutable {
+        std::move(statements), [this, alive = alive_, o = std::move(o)](pg::outcome out) mutable {
             if (!*alive) {
                 return;
             }
+            ++visible_epoch_;
             if (!out.error) {
                 o.on_rows(std::span<pg::rows>(out.results));
             } else {
@@ -139,6 +140,7 @@ void postgres_store::flush() {
 void postgres_store::on_transaction(std::vector<op> ops, std::vector<std::size_t> first,
                                     pg::outcome out) {
     --in_flight_;
+    ++visible_epoch_;
     if (!out.error) {
         for (std::size_t i = 0; i < ops.size(); ++i) {
             const std::size_t begin = first[i];

@@ -84,6 +84,7 @@ class postgres_store final : public store {
     void reap(time_point now, callback<reap_outcome> done) override;
     std::optional<time_point> next_due() const override;
     std::optional<std::string> unavailable_reason() const override;
+    std::uint64_t visible_epoch() const override { return visible_epoch_; }
 
   private:
     // batch.cpp
@@ -164,6 +165,9 @@ class postgres_store final : public store {
     time_point latest_now_{};
     bool flush_scheduled_ = false;
     std::size_t in_flight_ = 0;
+    // Transactions answered so far, advanced before their callbacks run: a claim enqueued
+    // from then on goes out after that commit (store::visible_epoch).
+    std::uint64_t visible_epoch_ = 0;
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 
     // The bound on pending + scheduled tasks: the database's count as last read, plus what this

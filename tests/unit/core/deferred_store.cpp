@@ -6,10 +6,7 @@ using namespace pm_agent::store;
 
 std::size_t deferred_store::run() {
     std::size_t n = 0;
-    while (!queue_.empty()) {
-        auto op = std::move(queue_.front());
-        queue_.pop_front();
-        op();
+    while (run_one()) {
         ++n;
     }
     return n;
@@ -21,6 +18,7 @@ bool deferred_store::run_one() {
     }
     auto op = std::move(queue_.front());
     queue_.pop_front();
+    ++ran_;
     op();
     return true;
 }

@@ -69,10 +69,13 @@ class deferred_store final : public ps::store {
     }
     void reap(ps::time_point now, ps::callback<ps::reap_outcome> done) override;
     std::optional<ps::time_point> next_due() const override { return inner_.next_due(); }
+    /// Operations run so far: a claim queued from then on runs after all of them.
+    std::uint64_t visible_epoch() const override { return ran_; }
 
   private:
     ps::store& inner_;
     std::deque<ps::unique_function<void()>> queue_;
+    std::uint64_t ran_ = 0;
 };
 
 }  // namespace pm_agent::core::testing

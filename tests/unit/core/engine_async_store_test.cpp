@@ -61,6 +61,36 @@ class engine_async_test : public ::testing::Test {
         });
     }
 
+    /// n tasks in one submit_batch: one store operation, as one transaction writes them.
+    void submit_batch(std::size_t n, std::vector<std::string>* out = nullptr) {
+        std::vector<task_spec> specs(n);
+        for (task_spec& spec : specs) {
+            spec.type = "work";
+        }
+        engine_.submit_batch(std::move(specs), now_,
+                             [out](store::result<std::span<const store::submitted>> r) {
+                                 ASSERT_TRUE(r);
+                                 for (const store::submitted& entry : *r) {
+                                     if (out != nullptr) {
+                                         out->push_back(entry.record->id);
+                                     }
+                                 }
+                             });
+    }
+
+    /// A pending task written behind the engine's back, as another worker would.
+    void write_elsewhere(const std::string& id, int priority) {
+        store::new_task t;
+        t.id = id;
+        t.queue = "default";
+        t.type = "work";
+        t.priority = priority;
+        std::vector<store::new_task> one;
+        one.push_back(std::move(t));
+        memory_->submit(std::move(one), now_,
+                        [](store::result<std::span<const store::submitted>> r) { ASSERT_TRUE(r); });
+    }
+
     time_point now_ = t0;
     std::unique_ptr<store::store> memory_;
     deferred_store deferred_;
@@ -240,9 +270,8 @@ TEST_F(engine_async_test, AHeartbeatClaimsOnlyWhenItChangesTheAgentsStatus) {
     EXPECT_GE(claims, 1u);  // the ready grant looked for work
     for (int i = 0; i < 3; ++i) {
         now_ += std::chrono::seconds(5);
-        engine_.heartbeat(a, std::nullopt, now_, [](store::result<std::vector<std::string>> r) {
-            EXPECT_TRUE(r);
-        });
+        engine_.heartbeat(a, std::nullopt, now_,
+                          [](store::result<std::vector<std::string>> r) { EXPECT_TRUE(r); });
         deferred_.run();
     }
     EXPECT_EQ(deferred_.claims, claims);
@@ -256,6 +285,93 @@ TEST_F(engine_async_test, AHeartbeatClaimsOnlyWhenItChangesTheAgentsStatus) {
     submit(&tasks);
     deferred_.run();
     EXPECT_EQ(sink.tasks.size(), 1u);  // and work still reaches it
+}
+
+// Tasks written in one transaction are counted on the first claim they start: the other free
+// consumers are not sent to find nothing (a batch used to start a claim on every free consumer,
+// all but the first coming back empty, and then once more for the offers they missed).
+TEST_F(engine_async_test, ABatchOfTasksStartsOneClaimWhenOneConsumerHasRoomForAll) {
+    fake_sink s1, s2, s3;
+    const std::string a = attach(s1, 10), b = attach(s2, 10), c = attach(s3, 10);
+    for (const std::string& id : {a, b, c}) {
+        ASSERT_TRUE(engine_.ready(id, 10, now_));
+    }
+    deferred_.run();
+    const std::size_t claims = deferred_.claims;
+    submit_batch(5);
+    deferred_.run();
+    EXPECT_EQ(deferred_.claims, claims + 1);
+    EXPECT_EQ(s1.tasks.size() + s2.tasks.size() + s3.tasks.size(), 5u);
+}
+
+// A claim started before the write was answered may have read the queue before it: the task is
+// not counted on it, a free consumer claims.
+TEST_F(engine_async_test, AClaimStartedBeforeTheWriteIsNotCountedOn) {
+    fake_sink s1, s2;
+    const std::string a = attach(s1, 2), b = attach(s2, 2);
+    ASSERT_TRUE(engine_.ready(b, 2, now_));
+    deferred_.run();
+    const std::size_t claims = deferred_.claims;
+    submit();
+    ASSERT_TRUE(engine_.ready(a, 2, now_));  // claims while the write is still unanswered
+    EXPECT_EQ(deferred_.claims, claims + 1);
+    ASSERT_TRUE(deferred_.run_one());  // the write
+    EXPECT_EQ(deferred_.claims, claims + 2);
+    deferred_.run();
+    EXPECT_EQ(s1.tasks.size() + s2.tasks.size(), 1u);
+}
+
+// A claim counted on for more tasks than it took (it came back full: an older or higher task
+// it was not told of came first) sends the other free consumers to look again.
+TEST_F(engine_async_test, TasksLeftBehindByAFullClaimAreOfferedAgain) {
+    fake_sink s1, s2;
+    const std::string a = attach(s1, 2);
+    ASSERT_TRUE(engine_.ready(a, 2, now_));
+    deferred_.run();
+    const std::string b = attach(s2, 2);
+    ASSERT_TRUE(engine_.ready(b, 2, now_));
+    deferred_.run();
+    std::vector<std::string> batch;
+    submit_batch(2, &batch);
+    ASSERT_TRUE(deferred_.run_one());  // the write: both tasks counted on a's claim
+    ASSERT_EQ(batch.size(), 2u);
+    write_elsewhere("t-urgent", 9);
+    deferred_.run();
+    EXPECT_EQ(s1.task_ids(), (ids{"t-urgent", batch[0]}));
+    EXPECT_EQ(s2.task_ids(), ids{batch[1]});
+}
+
+// A slot coming back claims only when something may be pending for the agent: not when its last
+// claim took all it could see and no task has gone unoffered since (a claim per completion came
+// back empty whenever the consumers kept up with the submitters).
+TEST_F(engine_async_test, ACompletionClaimsOnlyIfATaskWentUnofferedSinceTheLastClaim) {
+    fake_sink sink;
+    const std::string a = attach(sink, 3);
+    ASSERT_TRUE(engine_.ready(a, 3, now_));
+    deferred_.run();
+    std::vector<std::string> tasks;
+    submit(&tasks);
+    deferred_.run();
+    ASSERT_EQ(sink.task_ids(), tasks);  // one of the three it asked for
+    std::size_t claims = deferred_.claims;
+    auto complete = [&](const std::string& id) {
+        engine_.complete({id, a}, nullptr, now_,
+                         [](store::result<const store::task*> r) { EXPECT_TRUE(r); });
+        deferred_.run();
+    };
+    complete(tasks[0]);
+    EXPECT_EQ(deferred_.claims, claims);
+    // Two tasks written while its claim for the first is in flight: the second finds no free
+    // consumer (the claim started before it was written), though the claim happens to see it.
+    submit(&tasks);
+    submit(&tasks);
+    ASSERT_TRUE(deferred_.run_one());  // the first write: the claim goes behind the second
+    ASSERT_TRUE(deferred_.run_one());  // the second write: nobody to offer it to
+    deferred_.run();
+    ASSERT_EQ(sink.tasks.size(), 3u);
+    claims = deferred_.claims;
+    complete(tasks[1]);
+    EXPECT_EQ(deferred_.claims, claims + 1);
 }
 
 }  // namespace pm_agent::core::testing

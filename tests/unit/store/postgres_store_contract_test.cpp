@@ -348,8 +348,8 @@ TEST(postgres_plan, ReapsPlannedOnEmptyTablesStayOnIndexesOnceTheyFill) {
     pool.start();
     postgres_options options;
     options.poll_interval = std::chrono::milliseconds(0);
-    auto st = make_postgres_store(ioc, pool, config::queue_config{}, config::agents_config{},
-                                  options);
+    auto st =
+        make_postgres_store(ioc, pool, config::queue_config{}, config::agents_config{}, options);
     auto wait = [&ioc](const bool& done) {
         const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
         while (!done && std::chrono::steady_clock::now() < deadline) {
@@ -768,6 +768,44 @@ TEST(postgres_heartbeats, TheSameAgentTwiceInOneTurnStaysOnTheLightPath) {
     EXPECT_EQ(answered, 2);
     s.heartbeat(*st, "a_1", 3);
     EXPECT_EQ(pg_steps::row("a_1"), "online - 1\n");  // all three kept back for the renewal
+}
+
+// store::visible_epoch on PostgreSQL: a claim sent in the same transaction as a write, ahead of
+// it, does not see the write, and its epoch says so (it is older than the one the write's
+// callback reads); a claim started from that callback sees the task.
+TEST(postgres_epoch, AClaimSentBeforeAWriteWasAnsweredHasAnOlderEpoch) {
+    pg_steps s;
+    auto st = make_postgres_with(config::queue_config{}, attached_agents_config(),
+                                 attached_options("w1"));
+    if (!st) {
+        GTEST_SKIP() << "PM_AGENT_TEST_DATABASE_URL is not set";
+    }
+    s.stores = {st.get()};
+    s.register_agent(*st, "a_1", 0);
+    const std::uint64_t claim_epoch = st->visible_epoch();
+    std::optional<std::size_t> early, late;
+    std::optional<std::uint64_t> write_epoch;
+    st->claim("a_1", 1, pg_steps::at(1), [&](result<claim_outcome> r) {
+        ASSERT_TRUE(r);
+        early = r->tasks.size();
+    });
+    std::vector<new_task> one(1);
+    one[0].id = "t_1";
+    one[0].queue = "default";
+    one[0].type = "work";
+    st->submit(std::move(one), pg_steps::at(1), [&](result<std::span<const submitted>> r) {
+        ASSERT_TRUE(r);
+        write_epoch = st->visible_epoch();
+        st->claim("a_1", 1, pg_steps::at(1), [&](result<claim_outcome> c) {
+            ASSERT_TRUE(c);
+            late = c->tasks.size();
+        });
+    });
+    run_postgres(*st, [&] { return late.has_value(); });
+    EXPECT_EQ(early, 0u);
+    ASSERT_TRUE(write_epoch);
+    EXPECT_LT(claim_epoch, *write_epoch);
+    EXPECT_EQ(late, 1u);
 }
 
 }  // namespace pm_agent::store::testing
