@@ -8,6 +8,22 @@
 
 namespace pm_agent::core {
 
+namespace {
+
+// Whether every counted task (by seq; 0: not known) is among those the claim took.
+bool took_every(std::span<const std::uint64_t> counted, std::span<const store::task* const> taken) {
+    boost::container::small_vector<std::uint64_t, 64> seqs;
+    for (const store::task* t : taken) {
+        seqs.push_back(t->seq);
+    }
+    std::sort(seqs.begin(), seqs.end());
+    return std::all_of(counted.begin(), counted.end(), [&](std::uint64_t seq) {
+        return seq != 0 && std::binary_search(seqs.begin(), seqs.end(), seq);
+    });
+}
+
+}  // namespace
+
 agent_state* engine::impl::find_agent(std::string_view id) {
     auto it = agents_.find(id);
     return it == agents_.end() ? nullptr : it->second.get();
@@ -88,7 +104,7 @@ void engine::impl::destroy(agent_state& a) {
     agents_.erase(agents_.find(a.id));  // by iterator: the key is a view into `a`
 }
 
-void engine::impl::serve(agent_state& a, time_point now, bool for_task) {
+void engine::impl::serve(agent_state& a, time_point now, std::optional<std::uint64_t> for_task) {
     if (a.claiming || a.doomed) {
         return;
     }
@@ -104,7 +120,10 @@ void engine::impl::serve(agent_state& a, time_point now, bool for_task) {
     a.claim_epoch = missed_offers_;
     a.claim_sees = store_.visible_epoch();
     a.claim_spare = for_task ? n - 1 : n;
-    a.claim_covered = for_task ? 1 : 0;
+    a.claim_counted.clear();
+    if (for_task) {
+        a.claim_counted.push_back(*for_task);
+    }
     if (a.claim_sees != covering_epoch_) {
         covering_.clear();
         covering_epoch_ = a.claim_sees;
@@ -142,18 +161,17 @@ void engine::impl::on_claimed(agent_state* ap, time_point now, std::uint64_t ask
     const bool saw_all = r && r->tasks.size() < asked &&
                          r->claimer->status == store::agent_status::online &&
                          r->claimer->running < r->claimer->max_concurrency;
-    // Tasks counted on this claim that it may have left behind (it came back full, failed or
-    // its agent went): every free consumer of their queues looks once more.
+    // Tasks counted on this claim that it may have left behind (it failed, its agent went, or
+    // it came back full without them): every free consumer of their queues looks once more.
+    // Answered inline, the store's view and the mirror agree: the task it was started for went
+    // where dispatch sent it, and nothing else was counted on it.
+    const bool answered_inline = claim_call_ == &a;
     std::vector<std::string> reoffer;
-    if (claim_call_ == &a) {
-        // Answered inline: the store's view and the mirror agree, so the task this claim was
-        // started for went where dispatch sent it (nothing else was counted on it).
-        a.claim_covered = 0;
-    }
-    if (a.claim_covered > 0 && (!saw_all || a.doomed)) {
+    if (!answered_inline && !a.claim_counted.empty() &&
+        (!r || a.doomed || (!saw_all && !took_every(a.claim_counted, r->tasks)))) {
         reoffer = a.queues;
     }
-    a.claim_covered = 0;
+    a.claim_counted.clear();
     if (a.doomed) {
         destroy(a);
         for (const std::string& queue : reoffer) {
@@ -179,6 +197,15 @@ void engine::impl::on_claimed(agent_state* ap, time_point now, std::uint64_t ask
     // running now includes the claimed tasks, which the credit below pays for.
     sync(a, *r->claimer);
     const std::span<const store::task* const> tasks = r->tasks;
+    if (!answered_inline && !tasks.empty()) {
+        if (const std::uint64_t epoch = store_.visible_epoch(); epoch != claimed_epoch_) {
+            claimed_seqs_.clear();
+            claimed_epoch_ = epoch;
+        }
+        for (const store::task* t : tasks) {
+            claimed_seqs_.insert(t->seq);
+        }
+    }
     agent_sink* const sink = a.sink;
     std::size_t i = 0;
     for (; i < tasks.size() && a.sink != nullptr && a.credit > 0; ++i) {
@@ -248,7 +275,7 @@ void engine::impl::uncover(agent_state& a) {
 }
 
 void engine::impl::dispatch_pending(std::string_view queue, std::span<const std::string> caps,
-                                    time_point now) {
+                                    time_point now, std::uint64_t seq) {
     dispatcher::entry* e = dispatcher_.pick(queue, caps);
     auto* free = e == nullptr ? nullptr : static_cast<agent_state*>(e->owner());
     // A claim already under way that will see the task takes it, unless a free consumer fits
@@ -256,17 +283,27 @@ void engine::impl::dispatch_pending(std::string_view queue, std::span<const std:
     if (agent_state* c = find_cover(queue, caps);
         c != nullptr && (free == nullptr || c->capabilities.size() <= free->capabilities.size())) {
         --c->claim_spare;
-        ++c->claim_covered;
+        c->claim_counted.push_back(seq);
         return;
     }
     if (free != nullptr) {
-        serve(*free, now, true);
+        serve(*free, now, seq);
     } else {
         ++missed_offers_;
         if (observer_ != nullptr) {
             observer_->on_unclaimed(queue);
         }
     }
+}
+
+void engine::impl::offer_submitted(const store::task& t, time_point now) {
+    if (t.status != store::task_status::pending) {
+        return;
+    }
+    if (claimed_epoch_ == store_.visible_epoch() && claimed_seqs_.contains(t.seq)) {
+        return;
+    }
+    dispatch_pending(t.queue, t.required_capabilities, now, t.seq);
 }
 
 void engine::impl::offer_queue(std::string_view queue, time_point now) {

@@ -12,10 +12,12 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -55,10 +57,10 @@ struct agent_state {
     // missed_offers_ when the claim in flight started.
     std::uint64_t claim_epoch = 0;
     // The claim in flight: the store's visible_epoch() when it started, how many more tasks
-    // may be counted on it, and how many were (impl::find_cover).
+    // may be counted on it, and the seqs of those that were (0: not known; impl::find_cover).
     std::uint64_t claim_sees = 0;
     std::uint64_t claim_spare = 0;
-    std::uint32_t claim_covered = 0;
+    std::vector<std::uint64_t> claim_counted;
     // Cancels pushed to this connection whose store notices a heartbeat has not taken yet:
     // the heartbeat then skips them, so each cancel reaches the agent once. Bounded (oldest
     // dropped: at worst a cancel is repeated, which an agent must tolerate anyway).
@@ -84,9 +86,9 @@ struct engine::impl {
     void set_hungry(agent_state& a, bool hungry);
     void maybe_forget(agent_state& a);
     void destroy(agent_state& a);
-    // Claims for the agent's demand; `for_task`: it was picked for a task just written, which
-    // counts on this claim's room.
-    void serve(agent_state& a, time_point now, bool for_task = false);
+    // Claims for the agent's demand; `for_task`: it was picked for a task just written (its
+    // seq, 0 when not known), which counts on this claim's room.
+    void serve(agent_state& a, time_point now, std::optional<std::uint64_t> for_task = {});
     // A slot or credit came back: claims unless nothing can be pending for it.
     void refill(agent_state& a, time_point now);
     void on_claimed(agent_state* a, time_point now, std::uint64_t asked,
@@ -95,8 +97,11 @@ struct engine::impl {
     // current visible_epoch(), with room left for it; nullptr when there is none.
     agent_state* find_cover(std::string_view queue, std::span<const std::string> caps);
     void uncover(agent_state& a);
-    void dispatch_pending(std::string_view queue, std::span<const std::string> caps,
-                          time_point now);
+    void dispatch_pending(std::string_view queue, std::span<const std::string> caps, time_point now,
+                          std::uint64_t seq = 0);
+    // A task just submitted: dispatched when pending and not already taken by a claim
+    // answered in the same store transaction.
+    void offer_submitted(const store::task& t, time_point now);
     // Pending tasks of `queue` may exist that this engine was not told of (another worker
     // queued them): every available consumer of the queue claims once.
     void offer_queue(std::string_view queue, time_point now);
@@ -154,6 +159,11 @@ struct engine::impl {
     std::uint64_t covering_epoch_ = 0;
     // The agent whose store.claim() call is on the stack (a store answering inline).
     agent_state* claim_call_ = nullptr;
+    // Tasks (by seq) taken by claims answered at claimed_epoch_ that were in flight: the store
+    // answers a transaction's claims before its submissions, so a task submitted and claimed
+    // in one transaction is not offered to another consumer, which would find nothing.
+    std::unordered_set<std::uint64_t> claimed_seqs_;
+    std::uint64_t claimed_epoch_ = 0;
     // Queue -> free consumers here whose last claim found fewer tasks than it asked for
     // (waiting for work that another worker may be holding): engine::hungry_queues().
     std::map<std::string, std::size_t, std::less<>> hungry_queues_;

@@ -32,10 +32,7 @@ void engine::submit(task_spec spec, time_point now, callback<store::submitted> d
                         const store::submitted entry = (*r)[0];
                         if (entry.created) {
                             ++s.counters_.submitted;
-                            if (entry.record->status == store::task_status::pending) {
-                                s.dispatch_pending(entry.record->queue,
-                                                   entry.record->required_capabilities, now);
-                            }
+                            s.offer_submitted(*entry.record, now);
                         }
                         s.refresh_deadline();
                         done(entry);
@@ -60,29 +57,27 @@ void engine::submit_batch(std::vector<task_spec> specs, time_point now,
         checked->id = s.ids_.next_task_id();
         tasks.push_back(std::move(*checked));
     }
-    s.store_.submit(
-        std::move(tasks), now,
-        [&s, now,
-         done = std::move(done)](store::result<std::span<const store::submitted>> r) mutable {
-            if (!r) {
-                return done(std::move(r).err());
-            }
-            for (const store::submitted& entry : *r) {
-                if (entry.created) {
-                    ++s.counters_.submitted;
-                }
-            }
-            // Dispatch only after the whole batch is in, so the best tasks of it
-            // go first.
-            for (const store::submitted& entry : *r) {
-                if (entry.created && entry.record->status == store::task_status::pending) {
-                    s.dispatch_pending(entry.record->queue, entry.record->required_capabilities,
-                                       now);
-                }
-            }
-            s.refresh_deadline();
-            done(*r);
-        });
+    s.store_.submit(std::move(tasks), now,
+                    [&s, now, done = std::move(done)](
+                        store::result<std::span<const store::submitted>> r) mutable {
+                        if (!r) {
+                            return done(std::move(r).err());
+                        }
+                        for (const store::submitted& entry : *r) {
+                            if (entry.created) {
+                                ++s.counters_.submitted;
+                            }
+                        }
+                        // Dispatch only after the whole batch is in, so the best tasks of it
+                        // go first.
+                        for (const store::submitted& entry : *r) {
+                            if (entry.created) {
+                                s.offer_submitted(*entry.record, now);
+                            }
+                        }
+                        s.refresh_deadline();
+                        done(*r);
+                    });
 }
 
 void engine::cancel(std::string_view task_id, time_point now, callback<const store::task*> done) {

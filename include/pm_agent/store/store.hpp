@@ -247,7 +247,9 @@ class store {
     /// written tasks runs and reads E here, every claim still unanswered that was started while
     /// this already read E will see those tasks (unless another claim takes them first). An
     /// asynchronous store advances it before it hands a transaction's results to their
-    /// callbacks; a store that answers every claim inline may return anything.
+    /// callbacks, and answers the claims among them before the submissions, so a task that a
+    /// claim of the same transaction took is known taken when its submission is answered. A
+    /// store that answers every claim inline may return anything.
     virtual std::uint64_t visible_epoch() const = 0;
 
     /// Why the store cannot serve now (its database is unreachable), for /ready; nullopt when

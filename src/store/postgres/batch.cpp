@@ -142,10 +142,15 @@ void postgres_store::on_transaction(std::vector<op> ops, std::vector<std::size_t
     --in_flight_;
     ++visible_epoch_;
     if (!out.error) {
-        for (std::size_t i = 0; i < ops.size(); ++i) {
-            const std::size_t begin = first[i];
-            const std::size_t end = i + 1 < ops.size() ? first[i + 1] : out.results.size();
-            ops[i].on_rows(std::span<pg::rows>(out.results.data() + begin, end - begin));
+        for (const bool last : {false, true}) {
+            for (std::size_t i = 0; i < ops.size(); ++i) {
+                if (ops[i].answer_last != last) {
+                    continue;
+                }
+                const std::size_t begin = first[i];
+                const std::size_t end = i + 1 < ops.size() ? first[i + 1] : out.results.size();
+                ops[i].on_rows(std::span<pg::rows>(out.results.data() + begin, end - begin));
+            }
         }
     } else if (out.error->kind != pg::failure_kind::statement) {
         spdlog::warn("event=db_transaction_failed ops={} error=\"{}\"", ops.size(),

@@ -45,6 +45,9 @@ struct op {
     /// when the transaction failed as a whole (connection, timeout): then `e` is unavailable.
     unique_function<void(error e, const pg::failure* f)> on_error;
     int retries = 0;
+    /// Answered after the transaction's other ops: a submission, so that claims in the same
+    /// transaction that took its tasks are answered first (store::visible_epoch).
+    bool answer_last = false;
 };
 
 class postgres_store final : public store {

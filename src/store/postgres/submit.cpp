@@ -188,6 +188,7 @@ void postgres_store::submit_plain(std::vector<plain_submit> group) {
     }
     normalize_names(new_queues);
     op o;
+    o.answer_last = true;
     if (!new_queues.empty()) {
         o.statements.push_back({"pm_add_queues", k_add_queues, {text_array(new_queues)}});
     }
@@ -284,6 +285,7 @@ void postgres_store::submit_keyed(std::vector<new_task> tasks, time_point now,
     const auto reserved = static_cast<std::int64_t>(sent.size());
     *queued_tasks_ += reserved;
     op o;
+    o.answer_last = true;
     if (!new_queues.empty()) {
         o.statements.push_back({"pm_add_queues", k_add_queues, {text_array(new_queues)}});
     }

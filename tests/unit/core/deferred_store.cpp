@@ -26,8 +26,51 @@ bool deferred_store::run_one() {
 void deferred_store::submit(std::vector<new_task> tasks, time_point now,
                             callback<std::span<const submitted>> done) {
     queue_.emplace_back([this, tasks = std::move(tasks), now, done = std::move(done)]() mutable {
-        inner_.submit(std::move(tasks), now, std::move(done));
+        if (!in_transaction_) {
+            return inner_.submit(std::move(tasks), now, std::move(done));
+        }
+        // Written now, answered when the transaction ends (the records stay in the store).
+        inner_.submit(std::move(tasks), now,
+                      [this, done = std::move(done)](result<std::span<const submitted>> r) mutable {
+                          if (!r) {
+                              held_.emplace_back([done = std::move(done), e = r.err()]() mutable {
+                                  done(std::move(e));
+                              });
+                              return;
+                          }
+                          // As written: a claim later in the transaction changes the
+                          // memory store's record, not what the write answers.
+                          std::vector<task> records;
+                          std::vector<bool> created;
+                          for (const submitted& s : *r) {
+                              records.push_back(*s.record);
+                              created.push_back(s.created);
+                          }
+                          held_.emplace_back([done = std::move(done), records, created]() mutable {
+                              std::vector<submitted> out;
+                              for (std::size_t i = 0; i < records.size(); ++i) {
+                                  out.push_back(submitted{&records[i], created[i]});
+                              }
+                              done(std::span<const submitted>(out));
+                          });
+                      });
     });
+}
+
+void deferred_store::run_as_one_transaction(std::size_t n) {
+    ++ran_;
+    in_transaction_ = true;
+    for (std::size_t i = 0; i < n && !queue_.empty(); ++i) {
+        auto op = std::move(queue_.front());
+        queue_.pop_front();
+        op();
+    }
+    in_transaction_ = false;
+    auto held = std::move(held_);
+    held_.clear();
+    for (auto& answer : held) {
+        answer();
+    }
 }
 
 void deferred_store::claim(std::string_view agent_id, std::size_t max, time_point now,

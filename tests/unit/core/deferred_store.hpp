@@ -24,6 +24,9 @@ class deferred_store final : public ps::store {
     std::size_t run();
     /// Runs the oldest queued operation only; false when none was queued.
     bool run_one();
+    /// Runs the next n queued operations the way one transaction of an asynchronous store does:
+    /// under one visible_epoch, the submissions answered after everything else.
+    void run_as_one_transaction(std::size_t n);
     /// Operations waiting to run.
     std::size_t queued() const { return queue_.size(); }
 
@@ -76,6 +79,8 @@ class deferred_store final : public ps::store {
     ps::store& inner_;
     std::deque<ps::unique_function<void()>> queue_;
     std::uint64_t ran_ = 0;
+    bool in_transaction_ = false;
+    std::vector<ps::unique_function<void()>> held_;
 };
 
 }  // namespace pm_agent::core::testing

@@ -374,4 +374,41 @@ TEST_F(engine_async_test, ACompletionClaimsOnlyIfATaskWentUnofferedSinceTheLastC
     EXPECT_EQ(deferred_.claims, claims + 1);
 }
 
+// A task submitted and claimed in one transaction (the claim ran after the insert) is not
+// offered again when its submission is answered: another free consumer would find nothing.
+TEST_F(engine_async_test, ATaskClaimedInTheTransactionThatWroteItIsNotOfferedAgain) {
+    fake_sink s1, s2;
+    const std::string a = attach(s1, 4), b = attach(s2, 4);
+    ASSERT_TRUE(engine_.ready(a, 4, now_));
+    ASSERT_TRUE(engine_.ready(b, 4, now_));
+    deferred_.run();
+    std::vector<std::string> tasks;
+    submit(&tasks);
+    submit(&tasks);
+    ASSERT_TRUE(deferred_.run_one());  // the first task written; a claim for it is queued
+    const std::size_t claims = deferred_.claims;
+    ASSERT_EQ(deferred_.queued(), 2u);  // the second write, then that claim
+    deferred_.run_as_one_transaction(2);
+    ASSERT_EQ(tasks.size(), 2u);
+    EXPECT_EQ(s1.tasks.size() + s2.tasks.size(), 2u);
+    EXPECT_EQ(deferred_.claims, claims);
+    EXPECT_EQ(deferred_.queued(), 0u);
+}
+
+// A claim that came back full with every task counted on it sends nobody else looking.
+TEST_F(engine_async_test, AFullClaimThatTookEveryTaskCountedOnItOffersNothingMore) {
+    fake_sink s1, s2;
+    const std::string a = attach(s1, 2);
+    ASSERT_TRUE(engine_.ready(a, 2, now_));
+    deferred_.run();
+    const std::string b = attach(s2, 2);
+    ASSERT_TRUE(engine_.ready(b, 2, now_));
+    deferred_.run();
+    const std::size_t claims = deferred_.claims;
+    submit_batch(2);
+    deferred_.run();
+    EXPECT_EQ(s1.tasks.size(), 2u);
+    EXPECT_EQ(deferred_.claims, claims + 1);
+}
+
 }  // namespace pm_agent::core::testing

@@ -808,4 +808,42 @@ TEST(postgres_epoch, AClaimSentBeforeAWriteWasAnsweredHasAnOlderEpoch) {
     EXPECT_EQ(late, 1u);
 }
 
+// In one transaction the insert goes ahead of the claims, which may take its tasks; the claims
+// are answered first, so the engine knows those tasks are taken when the submission is answered.
+TEST(postgres_epoch, ClaimsAreAnsweredBeforeTheSubmissionsOfTheirTransaction) {
+    pg_steps s;
+    auto st = make_postgres_with(config::queue_config{}, attached_agents_config(),
+                                 attached_options("w1"));
+    if (!st) {
+        GTEST_SKIP() << "PM_AGENT_TEST_DATABASE_URL is not set";
+    }
+    s.stores = {st.get()};
+    s.register_agent(*st, "a_1", 0);
+    bool warm = false;  // a first submission, of a queue a_1 does not take, reads the queue size
+    std::vector<new_task> other(1);
+    other[0].id = "t_0";
+    other[0].queue = "other";
+    other[0].type = "work";
+    st->submit(std::move(other), pg_steps::at(0), [&](result<std::span<const submitted>> r) {
+        EXPECT_TRUE(r);
+        warm = true;
+    });
+    s.wait(warm);
+    std::vector<std::string> order;
+    st->claim("a_1", 1, pg_steps::at(1), [&](result<claim_outcome> r) {
+        ASSERT_TRUE(r);
+        order.push_back("claim " + std::to_string(r->tasks.size()));
+    });
+    std::vector<new_task> one(1);
+    one[0].id = "t_1";
+    one[0].queue = "default";
+    one[0].type = "work";
+    st->submit(std::move(one), pg_steps::at(1), [&](result<std::span<const submitted>> r) {
+        ASSERT_TRUE(r);
+        order.push_back("submit");
+    });
+    run_postgres(*st, [&] { return order.size() == 2; });
+    EXPECT_EQ(order, (std::vector<std::string>{"claim 1", "submit"}));
+}
+
 }  // namespace pm_agent::store::testing
