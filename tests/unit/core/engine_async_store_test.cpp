@@ -61,6 +61,14 @@ class engine_async_test : public ::testing::Test {
         });
     }
 
+    /// An attached agent with `credit` granted, whose first claim found nothing.
+    std::string free_consumer(fake_sink& sink, std::uint32_t credit) {
+        const std::string id = attach(sink, credit);
+        EXPECT_TRUE(engine_.ready(id, credit, now_));
+        deferred_.run();
+        return id;
+    }
+
     /// n tasks in one submit_batch: one store operation, as one transaction writes them.
     void submit_batch(std::size_t n, std::vector<std::string>* out = nullptr) {
         std::vector<task_spec> specs(n);
@@ -292,11 +300,9 @@ TEST_F(engine_async_test, AHeartbeatClaimsOnlyWhenItChangesTheAgentsStatus) {
 // all but the first coming back empty, and then once more for the offers they missed).
 TEST_F(engine_async_test, ABatchOfTasksStartsOneClaimWhenOneConsumerHasRoomForAll) {
     fake_sink s1, s2, s3;
-    const std::string a = attach(s1, 10), b = attach(s2, 10), c = attach(s3, 10);
-    for (const std::string& id : {a, b, c}) {
-        ASSERT_TRUE(engine_.ready(id, 10, now_));
-    }
-    deferred_.run();
+    free_consumer(s1, 10);
+    free_consumer(s2, 10);
+    free_consumer(s3, 10);
     const std::size_t claims = deferred_.claims;
     submit_batch(5);
     deferred_.run();
@@ -325,12 +331,8 @@ TEST_F(engine_async_test, AClaimStartedBeforeTheWriteIsNotCountedOn) {
 // it was not told of came first) sends the other free consumers to look again.
 TEST_F(engine_async_test, TasksLeftBehindByAFullClaimAreOfferedAgain) {
     fake_sink s1, s2;
-    const std::string a = attach(s1, 2);
-    ASSERT_TRUE(engine_.ready(a, 2, now_));
-    deferred_.run();
-    const std::string b = attach(s2, 2);
-    ASSERT_TRUE(engine_.ready(b, 2, now_));
-    deferred_.run();
+    free_consumer(s1, 2);
+    free_consumer(s2, 2);
     std::vector<std::string> batch;
     submit_batch(2, &batch);
     ASSERT_TRUE(deferred_.run_one());  // the write: both tasks counted on a's claim
@@ -378,10 +380,8 @@ TEST_F(engine_async_test, ACompletionClaimsOnlyIfATaskWentUnofferedSinceTheLastC
 // offered again when its submission is answered: another free consumer would find nothing.
 TEST_F(engine_async_test, ATaskClaimedInTheTransactionThatWroteItIsNotOfferedAgain) {
     fake_sink s1, s2;
-    const std::string a = attach(s1, 4), b = attach(s2, 4);
-    ASSERT_TRUE(engine_.ready(a, 4, now_));
-    ASSERT_TRUE(engine_.ready(b, 4, now_));
-    deferred_.run();
+    free_consumer(s1, 4);
+    free_consumer(s2, 4);
     std::vector<std::string> tasks;
     submit(&tasks);
     submit(&tasks);
@@ -398,12 +398,8 @@ TEST_F(engine_async_test, ATaskClaimedInTheTransactionThatWroteItIsNotOfferedAga
 // A claim that came back full with every task counted on it sends nobody else looking.
 TEST_F(engine_async_test, AFullClaimThatTookEveryTaskCountedOnItOffersNothingMore) {
     fake_sink s1, s2;
-    const std::string a = attach(s1, 2);
-    ASSERT_TRUE(engine_.ready(a, 2, now_));
-    deferred_.run();
-    const std::string b = attach(s2, 2);
-    ASSERT_TRUE(engine_.ready(b, 2, now_));
-    deferred_.run();
+    free_consumer(s1, 2);
+    free_consumer(s2, 2);
     const std::size_t claims = deferred_.claims;
     submit_batch(2);
     deferred_.run();

@@ -770,18 +770,37 @@ TEST(postgres_heartbeats, TheSameAgentTwiceInOneTurnStaysOnTheLightPath) {
     EXPECT_EQ(pg_steps::row("a_1"), "online - 1\n");  // all three kept back for the renewal
 }
 
-// store::visible_epoch on PostgreSQL: a claim sent in the same transaction as a write, ahead of
-// it, does not see the write, and its epoch says so (it is older than the one the write's
-// callback reads); a claim started from that callback sees the task.
-TEST(postgres_epoch, AClaimSentBeforeAWriteWasAnsweredHasAnOlderEpoch) {
-    pg_steps s;
+// A store of its own with agent a_1 (queue "default", one slot) registered; null without a
+// database.
+std::unique_ptr<store> store_with_agent(pg_steps& s) {
     auto st = make_postgres_with(config::queue_config{}, attached_agents_config(),
                                  attached_options("w1"));
+    if (st) {
+        s.stores = {st.get()};
+        s.register_agent(*st, "a_1", 0);
+    }
+    return st;
+}
+
+// One task of `queue` to submit.
+std::vector<new_task> one_task(const char* id, const char* queue) {
+    std::vector<new_task> one(1);
+    one[0].id = id;
+    one[0].queue = queue;
+    one[0].type = "work";
+    return one;
+}
+
+// store::visible_epoch on PostgreSQL: a claim sent before a write (here in the transaction
+// before it, while the first submission reads the queue size) does not see the write, and its
+// epoch says so (it is older than the one the write's callback reads); a claim started from
+// that callback sees the task.
+TEST(postgres_epoch, AClaimSentBeforeAWriteWasAnsweredHasAnOlderEpoch) {
+    pg_steps s;
+    auto st = store_with_agent(s);
     if (!st) {
         GTEST_SKIP() << "PM_AGENT_TEST_DATABASE_URL is not set";
     }
-    s.stores = {st.get()};
-    s.register_agent(*st, "a_1", 0);
     const std::uint64_t claim_epoch = st->visible_epoch();
     std::optional<std::size_t> early, late;
     std::optional<std::uint64_t> write_epoch;
@@ -789,18 +808,15 @@ TEST(postgres_epoch, AClaimSentBeforeAWriteWasAnsweredHasAnOlderEpoch) {
         ASSERT_TRUE(r);
         early = r->tasks.size();
     });
-    std::vector<new_task> one(1);
-    one[0].id = "t_1";
-    one[0].queue = "default";
-    one[0].type = "work";
-    st->submit(std::move(one), pg_steps::at(1), [&](result<std::span<const submitted>> r) {
-        ASSERT_TRUE(r);
-        write_epoch = st->visible_epoch();
-        st->claim("a_1", 1, pg_steps::at(1), [&](result<claim_outcome> c) {
-            ASSERT_TRUE(c);
-            late = c->tasks.size();
-        });
-    });
+    st->submit(one_task("t_1", "default"), pg_steps::at(1),
+               [&](result<std::span<const submitted>> r) {
+                   ASSERT_TRUE(r);
+                   write_epoch = st->visible_epoch();
+                   st->claim("a_1", 1, pg_steps::at(1), [&](result<claim_outcome> c) {
+                       ASSERT_TRUE(c);
+                       late = c->tasks.size();
+                   });
+               });
     run_postgres(*st, [&] { return late.has_value(); });
     EXPECT_EQ(early, 0u);
     ASSERT_TRUE(write_epoch);
@@ -812,36 +828,27 @@ TEST(postgres_epoch, AClaimSentBeforeAWriteWasAnsweredHasAnOlderEpoch) {
 // are answered first, so the engine knows those tasks are taken when the submission is answered.
 TEST(postgres_epoch, ClaimsAreAnsweredBeforeTheSubmissionsOfTheirTransaction) {
     pg_steps s;
-    auto st = make_postgres_with(config::queue_config{}, attached_agents_config(),
-                                 attached_options("w1"));
+    auto st = store_with_agent(s);
     if (!st) {
         GTEST_SKIP() << "PM_AGENT_TEST_DATABASE_URL is not set";
     }
-    s.stores = {st.get()};
-    s.register_agent(*st, "a_1", 0);
     bool warm = false;  // a first submission, of a queue a_1 does not take, reads the queue size
-    std::vector<new_task> other(1);
-    other[0].id = "t_0";
-    other[0].queue = "other";
-    other[0].type = "work";
-    st->submit(std::move(other), pg_steps::at(0), [&](result<std::span<const submitted>> r) {
-        EXPECT_TRUE(r);
-        warm = true;
-    });
+    st->submit(one_task("t_0", "other"), pg_steps::at(0),
+               [&](result<std::span<const submitted>> r) {
+                   EXPECT_TRUE(r);
+                   warm = true;
+               });
     s.wait(warm);
     std::vector<std::string> order;
     st->claim("a_1", 1, pg_steps::at(1), [&](result<claim_outcome> r) {
         ASSERT_TRUE(r);
         order.push_back("claim " + std::to_string(r->tasks.size()));
     });
-    std::vector<new_task> one(1);
-    one[0].id = "t_1";
-    one[0].queue = "default";
-    one[0].type = "work";
-    st->submit(std::move(one), pg_steps::at(1), [&](result<std::span<const submitted>> r) {
-        ASSERT_TRUE(r);
-        order.push_back("submit");
-    });
+    st->submit(one_task("t_1", "default"), pg_steps::at(1),
+               [&](result<std::span<const submitted>> r) {
+                   ASSERT_TRUE(r);
+                   order.push_back("submit");
+               });
     run_postgres(*st, [&] { return order.size() == 2; });
     EXPECT_EQ(order, (std::vector<std::string>{"claim 1", "submit"}));
 }
