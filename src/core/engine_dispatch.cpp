@@ -109,8 +109,9 @@ void engine::impl::serve(agent_state& a, time_point now, std::optional<std::uint
         return;
     }
     const std::uint64_t demand = std::uint64_t{a.credit} + a.waiting_demand;
-    const std::uint64_t n =
-        a.status == store::agent_status::online ? std::min<std::uint64_t>(a.room(), demand) : 0;
+    const std::uint64_t n = a.status == store::agent_status::online
+                                ? std::min<std::uint64_t>({a.room(), demand, store_.claim_limit()})
+                                : 0;
     if (n == 0) {
         update_activity(a);
         return;
@@ -174,9 +175,7 @@ void engine::impl::on_claimed(agent_state* ap, time_point now, std::uint64_t ask
     a.claim_counted.clear();
     if (a.doomed) {
         destroy(a);
-        for (const std::string& queue : reoffer) {
-            offer_queue(queue, now);
-        }
+        offer_left_behind(reoffer, now);
         return;
     }
     using answer = std::pair<task_list_callback, std::span<const store::task* const>>;
@@ -184,11 +183,11 @@ void engine::impl::on_claimed(agent_state* ap, time_point now, std::uint64_t ask
     std::vector<task_list_callback> expired;
     if (!r) {
         // The store failed (unavailable): end the long polls now rather than at their deadline.
+        // It saw nothing, so the next slot or credit back claims again.
         end_waiters(a, expired);
+        a.starved = false;
         update_activity(a);
-        for (const std::string& queue : reoffer) {
-            offer_queue(queue, now);
-        }
+        offer_left_behind(reoffer, now);
         for (task_list_callback& cb : expired) {
             cb(r.err());
         }
@@ -239,9 +238,7 @@ void engine::impl::on_claimed(agent_state* ap, time_point now, std::uint64_t ask
     if (again) {
         serve(a, now);
     }
-    for (const std::string& queue : reoffer) {
-        offer_queue(queue, now);
-    }
+    offer_left_behind(reoffer, now);
     // User code runs last, when the engine's state is consistent again.
     for (answer& ans : answers) {
         ans.first(ans.second);
@@ -258,7 +255,7 @@ agent_state* engine::impl::find_cover(std::string_view queue, std::span<const st
     }
     for (auto it = covering_.rbegin(); it != covering_.rend(); ++it) {
         agent_state& c = **it;
-        if (c.claim_spare > 0 && !c.doomed &&
+        if (c.claim_spare > 0 && !c.doomed && c.status == store::agent_status::online &&
             std::find(c.queues.begin(), c.queues.end(), queue) != c.queues.end() &&
             store::is_subset(caps, c.capabilities)) {
             return &c;
@@ -282,8 +279,10 @@ void engine::impl::dispatch_pending(std::string_view queue, std::span<const std:
     // it better (fewer capabilities: agents with rare ones stay free for tasks needing them).
     if (agent_state* c = find_cover(queue, caps);
         c != nullptr && (free == nullptr || c->capabilities.size() <= free->capabilities.size())) {
-        --c->claim_spare;
         c->claim_counted.push_back(seq);
+        if (--c->claim_spare == 0) {
+            uncover(*c);
+        }
         return;
     }
     if (free != nullptr) {
@@ -306,7 +305,15 @@ void engine::impl::offer_submitted(const store::task& t, time_point now) {
     dispatch_pending(t.queue, t.required_capabilities, now, t.seq);
 }
 
-void engine::impl::offer_queue(std::string_view queue, time_point now) {
+void engine::impl::offer_left_behind(const std::vector<std::string>& queues, time_point now) {
+    for (const std::string& queue : queues) {
+        if (offer_queue(queue, now) == 0 && observer_ != nullptr) {
+            observer_->on_unclaimed(queue);  // other workers' consumers may take them
+        }
+    }
+}
+
+std::size_t engine::impl::offer_queue(std::string_view queue, time_point now) {
     ++missed_offers_;  // consumers claiming right now did not see these tasks
     // Stop when the rotation comes back to a consumer served in this round: with a store that
     // answers inline it is available again at once.
@@ -318,6 +325,7 @@ void engine::impl::offer_queue(std::string_view queue, time_point now) {
         served.push_back(e);
         serve(*static_cast<agent_state*>(e->owner()), now);
     }
+    return served.size();
 }
 
 void engine::impl::release_slot(agent_state& a, std::string_view cancelled_task) {

@@ -103,8 +103,11 @@ struct engine::impl {
     // answered in the same store transaction.
     void offer_submitted(const store::task& t, time_point now);
     // Pending tasks of `queue` may exist that this engine was not told of (another worker
-    // queued them): every available consumer of the queue claims once.
-    void offer_queue(std::string_view queue, time_point now);
+    // queued them): every available consumer of the queue claims once. Returns how many did.
+    std::size_t offer_queue(std::string_view queue, time_point now);
+    // Tasks counted on a claim may have been left behind in these queues: offered again here,
+    // and reported unclaimed (for other workers) when no consumer here is free.
+    void offer_left_behind(const std::vector<std::string>& queues, time_point now);
     // A task left the agent: one slot free again (credit for a WebSocket agent), and a cancel
     // pushed when `cancelled_task` is not empty. The caller serves the agent afterwards.
     void release_slot(agent_state& a, std::string_view cancelled_task);

@@ -12,6 +12,7 @@
 
 #include <array>
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -251,6 +252,8 @@ class store {
     /// claim of the same transaction took is known taken when its submission is answered. A
     /// store that answers every claim inline may return anything.
     virtual std::uint64_t visible_epoch() const = 0;
+    /// Most tasks one claim() takes, whatever `max` asks for.
+    virtual std::size_t claim_limit() const { return SIZE_MAX; }
 
     /// Why the store cannot serve now (its database is unreachable), for /ready; nullopt when
     /// it can.

@@ -88,6 +88,8 @@ class postgres_store final : public store {
     std::optional<time_point> next_due() const override;
     std::optional<std::string> unavailable_reason() const override;
     std::uint64_t visible_epoch() const override { return visible_epoch_; }
+    std::size_t claim_limit() const override { return k_claim_limit; }
+    static constexpr std::size_t k_claim_limit = 1000;
 
   private:
     // batch.cpp

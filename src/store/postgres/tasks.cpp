@@ -153,7 +153,7 @@ void postgres_store::claim(std::string_view agent_id, std::size_t max, time_poin
     o.statements.push_back(
         {"pm_claim",
          k_claim,
-         {std::string(agent_id), std::to_string(std::min<std::size_t>(max, 1000)), micros(now),
+         {std::string(agent_id), std::to_string(std::min(max, k_claim_limit)), micros(now),
           ms(agents_cfg_.lease_timeout)}});
     const time_point lease_until = now + agents_cfg_.lease_timeout;
     auto cb = std::make_shared<callback<claim_outcome>>(std::move(done));

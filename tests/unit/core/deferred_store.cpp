@@ -81,7 +81,7 @@ void deferred_store::claim(std::string_view agent_id, std::size_t max, time_poin
             if (fail_claims) {
                 return done(error{errc::unavailable, "store unreachable"});
             }
-            inner_.claim(id, max, now, std::move(done));
+            inner_.claim(id, std::min(max, claim_cap), now, std::move(done));
         });
 }
 

@@ -4,6 +4,8 @@
 // the engine call returned, interleaved with whatever else the test does. It can also fail
 // claims, as a database that became unreachable would.
 
+#include <algorithm>
+#include <cstdint>
 #include <deque>
 #include <string>
 #include <vector>
@@ -31,6 +33,8 @@ class deferred_store final : public ps::store {
     std::size_t queued() const { return queue_.size(); }
 
     bool fail_claims = false;
+    /// Most tasks a claim takes (claim_limit()), as PostgreSQL's store caps them.
+    std::size_t claim_cap = SIZE_MAX;
     /// claim() calls so far.
     std::size_t claims = 0;
     /// set_attached calls, in order: "+id" attached, "-id" detached.
@@ -74,6 +78,7 @@ class deferred_store final : public ps::store {
     std::optional<ps::time_point> next_due() const override { return inner_.next_due(); }
     /// Operations run so far: a claim queued from then on runs after all of them.
     std::uint64_t visible_epoch() const override { return ran_; }
+    std::size_t claim_limit() const override { return std::min(claim_cap, inner_.claim_limit()); }
 
   private:
     ps::store& inner_;

@@ -24,10 +24,11 @@ class engine_async_test : public ::testing::Test {
         return o;
     }
 
-    std::string add_agent(std::int64_t max_concurrency) {
+    std::string add_agent(std::int64_t max_concurrency, std::vector<std::string> caps = {}) {
         agent_spec spec;
         spec.name = "w";
         spec.max_concurrency = max_concurrency;
+        spec.capabilities = std::move(caps);
         std::string id;
         engine_.register_agent(std::move(spec), now_, [&](store::result<registration> r) {
             ASSERT_TRUE(r);
@@ -38,8 +39,9 @@ class engine_async_test : public ::testing::Test {
         return id;
     }
 
-    std::string attach(fake_sink& sink, std::int64_t max_concurrency) {
-        const std::string id = add_agent(max_concurrency);
+    std::string attach(fake_sink& sink, std::int64_t max_concurrency,
+                       std::vector<std::string> caps = {}) {
+        const std::string id = add_agent(max_concurrency, std::move(caps));
         bool attached = false;
         engine_.attach(id, sink, now_, [&](store::result<const store::agent*> r) {
             ASSERT_TRUE(r);
@@ -62,19 +64,22 @@ class engine_async_test : public ::testing::Test {
     }
 
     /// An attached agent with `credit` granted, whose first claim found nothing.
-    std::string free_consumer(fake_sink& sink, std::uint32_t credit) {
-        const std::string id = attach(sink, credit);
+    std::string free_consumer(fake_sink& sink, std::uint32_t credit,
+                              std::vector<std::string> caps = {}) {
+        const std::string id = attach(sink, credit, std::move(caps));
         EXPECT_TRUE(engine_.ready(id, credit, now_));
         deferred_.run();
         return id;
     }
 
     /// n tasks in one submit_batch: one store operation, as one transaction writes them.
-    void submit_batch(std::size_t n, std::vector<std::string>* out = nullptr) {
+    void submit_batch(std::size_t n, std::vector<std::string>* out = nullptr,
+                      std::vector<std::string> last_needs = {}) {
         std::vector<task_spec> specs(n);
         for (task_spec& spec : specs) {
             spec.type = "work";
         }
+        specs.back().required_capabilities = std::move(last_needs);
         engine_.submit_batch(std::move(specs), now_,
                              [out](store::result<std::span<const store::submitted>> r) {
                                  ASSERT_TRUE(r);
@@ -405,6 +410,65 @@ TEST_F(engine_async_test, AFullClaimThatTookEveryTaskCountedOnItOffersNothingMor
     deferred_.run();
     EXPECT_EQ(s1.tasks.size(), 2u);
     EXPECT_EQ(deferred_.claims, claims + 1);
+}
+
+// A task needing a capability is not counted on a claim of an agent without it: the agent
+// that has it claims.
+TEST_F(engine_async_test, ATaskIsCountedOnlyOnAClaimWhoseAgentCanTakeIt) {
+    fake_sink plain, gpu;
+    free_consumer(plain, 10);
+    free_consumer(gpu, 10, {"gpu"});
+    std::vector<std::string> batch;
+    submit_batch(2, &batch, {"gpu"});
+    deferred_.run();
+    ASSERT_EQ(batch.size(), 2u);
+    EXPECT_EQ(plain.task_ids(), ids{batch[0]});
+    EXPECT_EQ(gpu.task_ids(), ids{batch[1]});
+}
+
+// A store that takes at most claim_limit() tasks per claim: no claim is counted on for more.
+TEST_F(engine_async_test, NoClaimIsCountedOnForMoreThanTheStoreTakesAtOnce) {
+    deferred_.claim_cap = 2;
+    fake_sink s1, s2;
+    free_consumer(s1, 4);
+    free_consumer(s2, 4);
+    submit_batch(4);
+    deferred_.run();
+    EXPECT_EQ(s1.tasks.size() + s2.tasks.size(), 4u);
+}
+
+// A claim that failed saw nothing: the agent's next credit claims again.
+TEST_F(engine_async_test, AfterAFailedClaimTheNextCreditClaims) {
+    fake_sink sink;
+    const std::string a = free_consumer(sink, 2);
+    deferred_.fail_claims = true;
+    engine_.offer("default", now_);  // a wake-up from another worker
+    deferred_.run();
+    deferred_.fail_claims = false;
+    write_elsewhere("t-waiting", 0);
+    ASSERT_TRUE(engine_.ready(a, 1, now_));
+    deferred_.run();
+    EXPECT_EQ(sink.task_ids(), ids{"t-waiting"});
+}
+
+// Tasks left behind by a full claim, with no consumer free here, are reported unclaimed so that
+// other workers' consumers come for them.
+TEST_F(engine_async_test, TasksLeftBehindWithNobodyFreeHereAreReportedUnclaimed) {
+    struct unclaimed_observer final : engine_observer {
+        void on_dispatched(store::time_point) override {}
+        void on_unclaimed(std::string_view queue) override { queues.emplace_back(queue); }
+        ids queues;
+    } observer;
+    fake_sink sink;
+    free_consumer(sink, 2);
+    engine_.set_observer(&observer);
+    submit_batch(2);
+    ASSERT_TRUE(deferred_.run_one());  // both counted on the one claim
+    write_elsewhere("t-urgent", 9);
+    deferred_.run();
+    engine_.set_observer(nullptr);
+    EXPECT_EQ(sink.tasks.size(), 2u);
+    EXPECT_EQ(observer.queues, ids{"default"});
 }
 
 }  // namespace pm_agent::core::testing
