@@ -119,15 +119,15 @@ void engine::impl::serve(agent_state& a, time_point now, std::optional<std::uint
     // Out of the index while claiming: a consumer is never picked twice for one claim.
     a.claiming = true;
     a.claim_epoch = missed_offers_;
-    a.claim_sees = store_.visible_epoch();
     a.claim_spare = for_task ? n - 1 : n;
     a.claim_counted.clear();
     if (for_task) {
         a.claim_counted.push_back(*for_task);
     }
-    if (a.claim_sees != covering_epoch_) {
+    // It will see every write answered by now: it may cover tasks written at this epoch.
+    if (const std::uint64_t sees = store_.visible_epoch(); sees != covering_epoch_) {
         covering_.clear();
-        covering_epoch_ = a.claim_sees;
+        covering_epoch_ = sees;
     }
     if (a.claim_spare > 0 && covering_.size() < k_max_covering) {
         covering_.push_back(&a);

@@ -56,9 +56,8 @@ struct agent_state {
     bool hungry = false;               // free and starved: counted in impl::hungry_queues_
     // missed_offers_ when the claim in flight started.
     std::uint64_t claim_epoch = 0;
-    // The claim in flight: the store's visible_epoch() when it started, how many more tasks
-    // may be counted on it, and the seqs of those that were (0: not known; impl::find_cover).
-    std::uint64_t claim_sees = 0;
+    // The claim in flight: how many more tasks may be counted on it, and the seqs of those
+    // that were (0: not known; impl::find_cover).
     std::uint64_t claim_spare = 0;
     std::vector<std::uint64_t> claim_counted;
     // Cancels pushed to this connection whose store notices a heartbeat has not taken yet:
