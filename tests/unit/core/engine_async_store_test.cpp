@@ -113,9 +113,7 @@ class engine_async_test : public ::testing::Test {
 
 TEST_F(engine_async_test, PushAndCreditFlowWhenTheStoreAnswersLater) {
     fake_sink sink;
-    const std::string a = attach(sink, 1);
-    ASSERT_TRUE(engine_.ready(a, 1, now_));
-    deferred_.run();
+    const std::string a = free_consumer(sink, 1);
     std::vector<std::string> tasks;
     submit(&tasks);
     submit(&tasks);
@@ -276,9 +274,7 @@ TEST_F(engine_async_test, TheStoreIsToldOfEachAttachAndDetach) {
 // back online does claim.
 TEST_F(engine_async_test, AHeartbeatClaimsOnlyWhenItChangesTheAgentsStatus) {
     fake_sink sink;
-    const std::string a = attach(sink, 1);
-    ASSERT_TRUE(engine_.ready(a, 1, now_));
-    deferred_.run();
+    const std::string a = free_consumer(sink, 1);
     const std::size_t claims = deferred_.claims;
     EXPECT_GE(claims, 1u);  // the ready grant looked for work
     for (int i = 0; i < 3; ++i) {
@@ -353,9 +349,7 @@ TEST_F(engine_async_test, TasksLeftBehindByAFullClaimAreOfferedAgain) {
 // back empty whenever the consumers kept up with the submitters).
 TEST_F(engine_async_test, ACompletionClaimsOnlyIfATaskWentUnofferedSinceTheLastClaim) {
     fake_sink sink;
-    const std::string a = attach(sink, 3);
-    ASSERT_TRUE(engine_.ready(a, 3, now_));
-    deferred_.run();
+    const std::string a = free_consumer(sink, 3);
     std::vector<std::string> tasks;
     submit(&tasks);
     deferred_.run();
