@@ -66,12 +66,26 @@ void engine::heartbeat(std::string_view agent_id, std::optional<store::agent_sta
             }
             const agent_sink* sink = nullptr;
             const std::string id = r->record->id;
+            bool known = false;
+            bool status_changed = false;
+            bool was_available = false;
             if (agent_state* a = s.find_agent(id)) {
+                known = true;
                 sink = a->sink;
-                const bool status_changed = a->status != r->record->status;
-                const bool was_available = impl::available(*a);
+                status_changed = a->status != r->record->status;
+                was_available = impl::available(*a);
                 s.sync(*a, *r->record);
                 s.clamp_credit(*a);
+            }
+            // Cancels of tasks taken from it on another worker, before any new task: their
+            // slots come back as credit, as a local cancel's do (API.md: "its slot is free").
+            const std::size_t freed = sink != nullptr ? s.push_notices(id, sink, r->cancel) : 0;
+            agent_state* a = known ? s.find_agent(id) : nullptr;  // push_cancel may detach
+            if (a != nullptr) {
+                if (freed > 0 && a->sink != nullptr && a->sink == sink) {
+                    a->credit = static_cast<std::uint32_t>(
+                        std::min<std::uint64_t>(std::uint64_t{a->credit} + freed, a->room()));
+                }
                 if (status_changed || (!was_available && impl::available(*a))) {
                     // Back online or draining: (de)activates. Or a slot came free elsewhere (a
                     // task of it ended on another worker): it looks for work once, so that it
@@ -84,9 +98,6 @@ void engine::heartbeat(std::string_view agent_id, std::optional<store::agent_sta
                 }
             }
             s.refresh_deadline();
-            if (sink != nullptr) {
-                s.push_notices(id, sink, r->cancel);
-            }
             done(std::move(r->cancel));
         });
 }

@@ -346,21 +346,24 @@ void engine::impl::release_slot(agent_state& a, std::string_view cancelled_task)
     }
 }
 
-void engine::impl::push_notices(std::string_view agent_id, const agent_sink* sink,
-                                const std::vector<std::string>& notices) {
+std::size_t engine::impl::push_notices(std::string_view agent_id, const agent_sink* sink,
+                                       const std::vector<std::string>& notices) {
+    std::size_t pushed_here = 0;
     for (const std::string& task_id : notices) {
         // Looked up each time: the transport may detach from inside push_cancel.
         agent_state* a = find_agent(agent_id);
         if (a == nullptr || a->sink == nullptr || a->sink != sink) {
-            return;
+            break;
         }
         auto pushed = std::find(a->pushed_cancels.begin(), a->pushed_cancels.end(), task_id);
         if (pushed != a->pushed_cancels.end()) {
             a->pushed_cancels.erase(pushed);
             continue;
         }
+        ++pushed_here;
         a->sink->push_cancel(task_id);
     }
+    return pushed_here;
 }
 
 void engine::impl::notice_elsewhere(std::string_view agent_id) {

@@ -110,9 +110,11 @@ struct engine::impl {
     // A task left the agent: one slot free again (credit for a WebSocket agent), and a cancel
     // pushed when `cancelled_task` is not empty. The caller serves the agent afterwards.
     void release_slot(agent_state& a, std::string_view cancelled_task);
-    // Pushes `cancel` for each notice the attached agent has not been pushed already.
-    void push_notices(std::string_view agent_id, const agent_sink* sink,
-                      const std::vector<std::string>& notices);
+    // Pushes `cancel` for each notice the attached agent has not been pushed already, and
+    // returns how many: tasks taken from it elsewhere (another worker's cancel or reaper),
+    // whose slots this worker has not credited back yet.
+    std::size_t push_notices(std::string_view agent_id, const agent_sink* sink,
+                             const std::vector<std::string>& notices);
     // A notice was left for an agent whose connection is not here: tell the observer.
     void notice_elsewhere(std::string_view agent_id);
 

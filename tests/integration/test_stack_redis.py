@@ -89,6 +89,11 @@ class AcrossWorkers(unittest.TestCase):
             self.assertEqual(status, 200)
             msg = await agent.expect("cancel", timeout=PROMPT_S)
             self.assertEqual(msg["task_id"], task["id"])
+            # Its slot is free (API.md): the next task comes without another `ready`.
+            status, _, body = await asyncio.to_thread(submit, w2, "held")
+            self.assertEqual(status, 202)
+            task = await next_task(agent, timeout=PROMPT_S)
+            self.assertEqual(task["id"], body["task_id"])
             await agent.close()
         run(cancel_scenario(), timeout=30)
 

@@ -157,6 +157,44 @@ TEST_F(engine_workers_test, ACancelOnAnotherWorkerReachesTheAttachedAgentOnce) {
     EXPECT_TRUE(engine_.is_attached(a));
 }
 
+// API.md: after `cancel` the slot is free. A task cancelled on another worker frees the slot of
+// the agent attached here once the notice arrives: the task waiting for it is pushed without a
+// new `ready`, and the slot is credited once however often the agent heartbeats.
+TEST_F(engine_workers_test, ACancelOnAnotherWorkerCreditsTheSlotBackOnce) {
+    fake_sink sink;
+    const std::string a = add_ws_agent(sink, 1, {"default"}, {}, 2);
+    const std::string t = submit();
+    ASSERT_EQ(sink.task_ids(), ids{t});
+    const std::string next = submit_on_b();  // pending: the agent has no credit left
+    submit_on_b();  // one more, which must wait for the agent's next `ready`
+    other_.cancel(t, now_, [](store::result<const store::task*> r) { ASSERT_TRUE(r); });
+    engine_.deliver_notices(a, now_);
+    EXPECT_EQ(sink.cancels, ids{t});
+    EXPECT_EQ(sink.task_ids(), (ids{t, next}));
+    ASSERT_TRUE(heartbeat(a));
+    ASSERT_TRUE(heartbeat(a));
+    EXPECT_EQ(sink.task_ids(), (ids{t, next}));  // one slot granted, one credited back
+}
+
+// The same for a lease another worker's reaper ended (the task's timeout_s passed there).
+TEST_F(engine_workers_test, ALeaseEndedByAnotherWorkerCreditsTheSlotBack) {
+    fake_sink sink;
+    const std::string a = add_ws_agent(sink, 1);
+    task_spec spec;
+    spec.type = "t";
+    spec.timeout_s = 1;
+    spec.max_attempts = 1;
+    ASSERT_TRUE(submit_spec(std::move(spec)));
+    ASSERT_EQ(sink.tasks.size(), 1u);
+    const std::string next = submit_on_b();
+    now_ += std::chrono::seconds(2);
+    other_.tick(now_);
+    engine_.deliver_notices(a, now_);
+    ASSERT_EQ(sink.cancels.size(), 1u);
+    ASSERT_EQ(sink.tasks.size(), 2u);
+    EXPECT_EQ(sink.tasks[1].id, next);
+}
+
 TEST_F(engine_workers_test, ALocalCancelIsPushedOnceThoughItsNoticeComesBackInAHeartbeat) {
     fake_sink sink;
     const std::string a = add_ws_agent(sink, 1);
