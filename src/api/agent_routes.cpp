@@ -188,7 +188,7 @@ void deregister(service_state& s, std::string agent_id, http_request&& request, 
 void list_agents(service_state& s, const http_request& request, respond_fn done) {
     auto params = parse_query(request.query);
     if (!params) {
-        done(error_response(400, "bad_request", "malformed query string"));
+        done(error_response(400, "bad_request", "malformed query string (names and values: percent-encoded UTF-8 without U+0000)"));
         return;
     }
     store::agent_filter filter;

@@ -6,6 +6,7 @@
 #include <boost/json/parse.hpp>
 
 #include "pm_agent/api/codec.hpp"
+#include "pm_agent/core/text.hpp"
 
 namespace pm_agent::api {
 namespace {
@@ -38,6 +39,14 @@ bool contains(std::span<const std::string_view> set, std::string_view name) {
     return false;
 }
 
+/// JSON strings are UTF-8 already (the parser checks); a store cannot keep U+0000.
+template <class Text>
+bool storable(const Text& s) {
+    return core::is_storable_text(std::string_view(s.data(), s.size()));
+}
+
+constexpr std::string_view k_no_nul = "must not contain U+0000";
+
 store::result<std::vector<std::string>> string_list(const json::value& v,
                                                     std::string_view field_prefix,
                                                     std::string_view name) {
@@ -49,6 +58,9 @@ store::result<std::vector<std::string>> string_list(const json::value& v,
     for (const auto& item : v.get_array()) {
         if (!item.is_string() || item.get_string().empty()) {
             return bad(field_prefix, name, "must be an array of non-empty strings");
+        }
+        if (!storable(item.get_string())) {
+            return bad(field_prefix, name, k_no_nul);
         }
         out.emplace_back(item.get_string());
     }
@@ -100,6 +112,9 @@ store::result<double> number_field(const json::value& v, std::string_view name) 
 
 store::result<std::string> string_field(const json::value& v, std::string_view name) {
     if (v.is_string()) {
+        if (!storable(v.get_string())) {
+            return bad("", name, k_no_nul);
+        }
         return std::string(v.get_string());
     }
     return bad("", name, "must be a string");
@@ -121,6 +136,9 @@ store::result<core::task_spec> decode_task_spec(json::object& body, std::string_
             if (!value.is_string() || value.get_string().empty()) {
                 return bad(field_prefix, key, "must be a non-empty string");
             }
+            if (!storable(value.get_string())) {
+                return bad(field_prefix, key, k_no_nul);
+            }
             spec.type = std::string(value.get_string());
             has_type = true;
         } else if (key == "payload") {
@@ -129,6 +147,9 @@ store::result<core::task_spec> decode_task_spec(json::object& body, std::string_
             if (!value.is_null()) {
                 if (!value.is_string() || value.get_string().empty()) {
                     return bad(field_prefix, key, "must be a non-empty string");
+                }
+                if (!storable(value.get_string())) {
+                    return bad(field_prefix, key, k_no_nul);
                 }
                 spec.queue = std::string(value.get_string());
             }
@@ -178,6 +199,9 @@ store::result<core::task_spec> decode_task_spec(json::object& body, std::string_
             if (!value.is_string() || value.get_string().empty()) {
                 return bad(field_prefix, key, "must be a non-empty string");
             }
+            if (!storable(value.get_string())) {
+                return bad(field_prefix, key, k_no_nul);
+            }
             spec.idempotency_key = std::string(value.get_string());
         }
     }
@@ -188,6 +212,9 @@ store::result<core::task_spec> decode_task_spec(json::object& body, std::string_
         return bad(field_prefix, "delay_s", "give either delay_s or run_at, not both");
     }
     if (!header_key.empty()) {
+        if (!core::is_storable_text(header_key)) {
+            return bad("", "Idempotency-Key", "must be UTF-8 text without U+0000");
+        }
         if (spec.idempotency_key && *spec.idempotency_key != header_key) {
             return bad(field_prefix, "idempotency_key", "differs from the Idempotency-Key header");
         }
@@ -243,6 +270,9 @@ store::result<core::agent_spec> decode_agent_spec(json::object& body, bool allow
             if (!value.is_string() || value.get_string().empty()) {
                 return bad("", key, "must be a non-empty string");
             }
+            if (!storable(value.get_string())) {
+                return bad("", key, k_no_nul);
+            }
             spec.name = std::string(value.get_string());
             has_name = true;
         } else if (key == "queues" || key == "capabilities") {
@@ -264,6 +294,9 @@ store::result<core::agent_spec> decode_agent_spec(json::object& body, bool allow
             for (const auto& [label, label_value] : value.get_object()) {
                 if (!label_value.is_string()) {
                     return bad("", key, "values must be strings");
+                }
+                if (!storable(label) || !storable(label_value.get_string())) {
+                    return bad("", key, k_no_nul);
                 }
                 spec.labels.emplace(std::string(label), std::string(label_value.get_string()));
             }

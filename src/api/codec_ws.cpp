@@ -4,6 +4,7 @@
 #include <boost/json/parse.hpp>
 
 #include "pm_agent/api/codec.hpp"
+#include "pm_agent/core/text.hpp"
 
 namespace pm_agent::api {
 namespace {
@@ -18,7 +19,9 @@ ws_decode_error decode_error(std::string message, std::string task_id = {}) {
 /// The required task_id of progress/complete/fail.
 std::optional<std::string> task_id_of(const json::object& msg) {
     const auto* id = msg.if_contains("task_id");
-    if (id == nullptr || !id->is_string() || id->get_string().empty()) {
+    if (id == nullptr || !id->is_string() || id->get_string().empty() ||
+        !core::is_storable_text(
+            std::string_view(id->get_string().data(), id->get_string().size()))) {
         return std::nullopt;
     }
     return std::string(id->get_string());
@@ -96,10 +99,11 @@ std::variant<ws_message, ws_decode_error> decode_ws_message(std::string_view tex
                 return decode_error("progress: must be from 0 to 1", out.task_id);
             }
             if (const auto* m = msg.if_contains("message"); m != nullptr && !m->is_null()) {
-                if (!m->is_string()) {
-                    return decode_error("message: must be a string", out.task_id);
+                auto message = string_field(*m, "message");
+                if (!message) {
+                    return ws_decode_error{std::move(message).err(), out.task_id};
                 }
-                out.message = std::string(m->get_string());
+                out.message = std::move(*message);
             }
             return ws_message{std::move(out)};
         }
@@ -117,7 +121,11 @@ std::variant<ws_message, ws_decode_error> decode_ws_message(std::string_view tex
         if (error == nullptr || !error->is_string()) {
             return decode_error("error: required string", out.task_id);
         }
-        out.error = std::string(error->get_string());
+        auto reason = string_field(*error, "error");
+        if (!reason) {
+            return ws_decode_error{std::move(reason).err(), out.task_id};
+        }
+        out.error = std::move(*reason);
         if (const auto* retryable = msg.if_contains("retryable");
             retryable != nullptr && !retryable->is_null()) {
             if (!retryable->is_bool()) {

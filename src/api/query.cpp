@@ -1,5 +1,7 @@
 #include "pm_agent/api/query.hpp"
 
+#include "pm_agent/core/text.hpp"
+
 namespace pm_agent::api {
 namespace {
 
@@ -56,7 +58,8 @@ std::optional<query_params> parse_query(std::string_view query) {
         auto name = decode(pair.substr(0, eq));
         auto value = eq == std::string_view::npos ? std::optional<std::string>("")
                                                   : decode(pair.substr(eq + 1));
-        if (!name || !value) {
+        // Decoded names and values are compared with stored text: UTF-8 without U+0000.
+        if (!name || !value || !core::is_storable_text(*name) || !core::is_storable_text(*value)) {
             return std::nullopt;
         }
         out.emplace_back(std::move(*name), std::move(*value));

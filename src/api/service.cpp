@@ -5,6 +5,7 @@
 
 #include "api/service_state.hpp"
 #include "pm_agent/config/load.hpp"
+#include "pm_agent/core/text.hpp"
 #include "pm_agent/log/logging.hpp"
 #include "pm_agent/metrics/registry.hpp"
 #include "pm_agent/store/store.hpp"
@@ -90,6 +91,11 @@ void service::handle(http_request&& request, respond_fn done) {
         return;
     }
     const auto& match = *lookup.match;
+    if (!core::is_storable_text(match.param)) {
+        // Raw bytes that are not UTF-8 (RFC 3986 wants them percent-encoded): no id is such.
+        done(error_response(400, "bad_request", "the path must be UTF-8 text"));
+        return;
+    }
     // Operational routes answer inline: no wrapper (and no allocation) around `done`.
     auto answer_now = [&](http_response&& r) {
         r.route = match.route_template;
@@ -161,6 +167,11 @@ void service::upgrade(const http_request& request, ws_connection& connection,
         (lookup.match->id != route_id::ws_agent_new && lookup.match->id != route_id::ws_agent)) {
         upgrade_result result;
         result.refusal = error_response(404, "not_found", "no WebSocket endpoint here");
+        return done(std::move(result));
+    }
+    if (!core::is_storable_text(lookup.match->param)) {
+        upgrade_result result;
+        result.refusal = error_response(400, "bad_request", "the path must be UTF-8 text");
         return done(std::move(result));
     }
     if (impl_->transport.draining) {

@@ -90,7 +90,9 @@ void submit_batch(service_state& s, http_request&& request, respond_fn done) {
 void list_tasks(service_state& s, const http_request& request, respond_fn done) {
     auto params = parse_query(request.query);
     if (!params) {
-        done(error_response(400, "bad_request", "malformed query string"));
+        done(error_response(
+            400, "bad_request",
+            "malformed query string (names and values: percent-encoded UTF-8 without U+0000)"));
         return;
     }
     store::task_filter filter;
@@ -166,25 +168,25 @@ void request_tasks(service_state& s, http_request&& request, respond_fn done) {
         }
     }
     std::string agent_id(agent_value->get_string());
-    s.authenticate_agent(
-        request, agent_id,
-        [&s, agent_id, max_tasks, wait_s, connection_id = request.connection_id,
-         done = std::move(done)](store::result<std::string> who) mutable {
-            if (!who) {
-                done(error_from(who.err()));
-                return;
-            }
-            s.limit(limit_kind::agent, "request", agent_id,
-                    [&s, agent_id = std::move(agent_id), max_tasks, wait_s, connection_id,
-                     done = std::move(done)](limit_answer a) mutable {
-                        if (a.refused) {
-                            done(std::move(*a.refused));
-                            return;
-                        }
-                        request_allowed(s, agent_id, max_tasks, wait_s, connection_id,
-                                        std::move(done));
-                    });
-        });
+    s.authenticate_agent(request, agent_id,
+                         [&s, agent_id, max_tasks, wait_s, connection_id = request.connection_id,
+                          done = std::move(done)](store::result<std::string> who) mutable {
+                             if (!who) {
+                                 done(error_from(who.err()));
+                                 return;
+                             }
+                             s.limit(
+                                 limit_kind::agent, "request", agent_id,
+                                 [&s, agent_id = std::move(agent_id), max_tasks, wait_s,
+                                  connection_id, done = std::move(done)](limit_answer a) mutable {
+                                     if (a.refused) {
+                                         done(std::move(*a.refused));
+                                         return;
+                                     }
+                                     request_allowed(s, agent_id, max_tasks, wait_s, connection_id,
+                                                     std::move(done));
+                                 });
+                         });
 }
 
 void request_allowed(service_state& s, const std::string& agent_id, std::size_t max_tasks,
@@ -195,30 +197,30 @@ void request_allowed(service_state& s, const std::string& agent_id, std::size_t 
     }
     auto slot = std::make_shared<respond_fn>(std::move(done));
     const auto wait = std::chrono::milliseconds(static_cast<std::int64_t>(wait_s * 1000));
-    const auto id = s.engine.request_tasks(
-        agent_id, max_tasks, wait, service_state::now(),
-        [slot](store::result<std::span<const store::task* const>> r) {
-            if (!*slot) {
-                return;
-            }
-            auto reply = std::move(*slot);
-            *slot = nullptr;
-            if (!r) {
-                reply(error_from(r.err()));
-                return;
-            }
-            std::string out = R"({"tasks":[)";
-            bool first = true;
-            for (const auto* task : *r) {
-                if (!first) {
-                    out.push_back(',');
-                }
-                first = false;
-                append_task_json(out, *task);
-            }
-            out += "]}";
-            reply(json_response(200, std::move(out)));
-        });
+    const auto id =
+        s.engine.request_tasks(agent_id, max_tasks, wait, service_state::now(),
+                               [slot](store::result<std::span<const store::task* const>> r) {
+                                   if (!*slot) {
+                                       return;
+                                   }
+                                   auto reply = std::move(*slot);
+                                   *slot = nullptr;
+                                   if (!r) {
+                                       reply(error_from(r.err()));
+                                       return;
+                                   }
+                                   std::string out = R"({"tasks":[)";
+                                   bool first = true;
+                                   for (const auto* task : *r) {
+                                       if (!first) {
+                                           out.push_back(',');
+                                       }
+                                       first = false;
+                                       append_task_json(out, *task);
+                                   }
+                                   out += "]}";
+                                   reply(json_response(200, std::move(out)));
+                               });
     if (*slot) {
         s.long_polls[connection_id] = service_state::long_poll{id, std::move(slot)};
     }
@@ -258,11 +260,12 @@ void holder_operation(service_state& s, route_id id, std::string task_id, http_r
                     std::string message;
                     if (const auto* m = body.if_contains("message");
                         m != nullptr && !m->is_null()) {
-                        if (!m->is_string()) {
-                            done(error_response(400, "bad_request", "message: must be a string"));
+                        auto text = string_field(*m, "message");
+                        if (!text) {
+                            done(error_from(text.err()));
                             return;
                         }
-                        message = std::string(m->get_string());
+                        message = std::move(*text);
                     }
                     s.engine.progress(lease, p->to_number<double>(), std::move(message), now,
                                       answer_task(std::move(done)));
@@ -282,6 +285,11 @@ void holder_operation(service_state& s, route_id id, std::string task_id, http_r
                         done(error_response(400, "bad_request", "error: required string"));
                         return;
                     }
+                    auto reason = string_field(*error, "error");
+                    if (!reason) {
+                        done(error_from(reason.err()));
+                        return;
+                    }
                     bool retryable = true;
                     if (const auto* r = body.if_contains("retryable");
                         r != nullptr && !r->is_null()) {
@@ -292,7 +300,7 @@ void holder_operation(service_state& s, route_id id, std::string task_id, http_r
                         }
                         retryable = r->get_bool();
                     }
-                    s.engine.fail(lease, std::string(error->get_string()), retryable, now,
+                    s.engine.fail(lease, std::move(*reason), retryable, now,
                                   answer_task(std::move(done)));
                     return;
                 }
@@ -318,8 +326,8 @@ void handle_task_route(service_state& s, const route_match& match, http_request&
             const std::string key =
                 token.empty() ? "ip:" + s.client_address(request) : "token:" + std::string(token);
             s.limit(limit_kind::submit, "submit", key,
-                    [&s, batch = match.id == route_id::submit_batch,
-                     request = std::move(request), done = std::move(done)](limit_answer a) mutable {
+                    [&s, batch = match.id == route_id::submit_batch, request = std::move(request),
+                     done = std::move(done)](limit_answer a) mutable {
                         if (a.refused) {
                             done(std::move(*a.refused));
                             return;

@@ -8,6 +8,8 @@
 #include <string>
 #include <string_view>
 
+#include "pm_agent/core/text.hpp"
+
 namespace pm_agent::ws {
 
 enum class opcode : std::uint8_t {
@@ -27,8 +29,8 @@ inline constexpr std::uint16_t k_close_no_status = 1005;
 inline constexpr std::uint16_t k_close_invalid_payload = 1007;
 inline constexpr std::uint16_t k_close_too_big = 1009;
 
-/// True when text is well-formed UTF-8.
-bool is_utf8(std::string_view text) noexcept;
+/// RFC 6455 §8.1: text messages and close reasons are UTF-8.
+using core::is_utf8;
 
 /// The most bytes a frame header takes.
 inline constexpr std::size_t k_max_frame_header = 10;

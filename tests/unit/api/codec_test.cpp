@@ -85,6 +85,45 @@ TEST(decode_task, header_and_field_keys_must_agree) {
     EXPECT_TRUE(decode_task_spec(same, "a", ""));
 }
 
+// PostgreSQL's text cannot hold U+0000: every stored string refuses it, on every store.
+TEST(decode_task, strings_with_nul_are_refused_naming_the_field) {
+    for (auto [text, field] : std::initializer_list<std::pair<const char*, const char*>>{
+             {R"({"type":"a\u0000b"})", "type"},
+             {R"({"type":"t","queue":"q\u0000"})", "queue"},
+             {R"({"type":"t","idempotency_key":"\u0000"})", "idempotency_key"},
+             {R"({"type":"t","required_capabilities":["gpu","\u0000x"]})",
+              "required_capabilities"}}) {
+        auto body = obj(text);
+        auto spec = decode_task_spec(body, "", "");
+        ASSERT_FALSE(spec) << text;
+        EXPECT_EQ(spec.err().message, std::string(field) + ": must not contain U+0000");
+    }
+    auto payload = obj(R"({"type":"t","payload":{"k\u0000":"v\u0000"}})");
+    EXPECT_TRUE(decode_task_spec(payload, "", ""));  // JSON is stored as JSON text: escaped
+    auto plain = obj(R"({"type":"t"})");
+    auto header = decode_task_spec(plain, std::string_view("k\xff", 2), "");
+    ASSERT_FALSE(header);
+    EXPECT_TRUE(header.err().message.starts_with("Idempotency-Key")) << header.err().message;
+    auto batch = obj(R"({"tasks":[{"type":"a"},{"type":"b\u0000"}]})");
+    auto specs = decode_task_batch(batch);
+    ASSERT_FALSE(specs);
+    EXPECT_EQ(specs.err().message, "tasks[1].type: must not contain U+0000");
+}
+
+TEST(decode_agent, strings_with_nul_are_refused_naming_the_field) {
+    for (auto [text, field] : std::initializer_list<std::pair<const char*, const char*>>{
+             {R"({"name":"a\u0000"})", "name"},
+             {R"({"name":"a","queues":["\u0000"]})", "queues"},
+             {R"({"name":"a","capabilities":["x\u0000"]})", "capabilities"},
+             {R"({"name":"a","labels":{"zone":"eu\u0000"}})", "labels"},
+             {R"({"name":"a","labels":{"z\u0000":"eu"}})", "labels"}}) {
+        auto body = obj(text);
+        auto spec = decode_agent_spec(body, false);
+        ASSERT_FALSE(spec) << text;
+        EXPECT_EQ(spec.err().message, std::string(field) + ": must not contain U+0000");
+    }
+}
+
 TEST(decode_batch, names_the_index_of_a_bad_entry) {
     auto body = obj(R"({"tasks":[{"type":"a"},{"type":"b","priority":"x"}]})");
     auto specs = decode_task_batch(body);
@@ -154,6 +193,17 @@ TEST(ws_decode, bad_messages_are_errors_with_the_task_id) {
     EXPECT_EQ(std::get<ws_decode_error>(progress).task_id, "t_9");
 }
 
+TEST(ws_decode, strings_with_nul_are_errors) {
+    for (auto text : {R"({"type":"fail","task_id":"t_1","error":"a\u0000"})",
+                      R"({"type":"progress","task_id":"t_1","progress":0.5,"message":"\u0000"})",
+                      R"({"type":"complete","task_id":"t_1\u0000x"})",
+                      R"({"type":"register","name":"\u0000"})"}) {
+        EXPECT_TRUE(std::holds_alternative<ws_decode_error>(decode_ws_message(text))) << text;
+    }
+    auto fail = decode_ws_message(R"({"type":"fail","task_id":"t_1","error":"a\u0000"})");
+    EXPECT_EQ(std::get<ws_decode_error>(fail).task_id, "t_1");
+}
+
 TEST(ws_encode, heartbeat_ack_echoes_seq) {
     const auto ack =
         boost::json::parse(ws_heartbeat_ack(store::time_point{}, boost::json::value(7)));
@@ -173,6 +223,11 @@ TEST(query, decodes_pairs) {
     EXPECT_EQ((*q)[3].first, "flag");
     EXPECT_FALSE(parse_query("a=%zz"));
     EXPECT_FALSE(parse_query("a=%4"));
+    // Decoded text is compared with stored text: UTF-8 without U+0000, names and values.
+    EXPECT_FALSE(parse_query("type=a%00b"));
+    EXPECT_FALSE(parse_query("type=%ff"));
+    EXPECT_FALSE(parse_query("%c3=1"));
+    EXPECT_TRUE(parse_query("type=%c3%a9"));
 }
 
 }  // namespace

@@ -138,6 +138,10 @@ TEST(utf8, accepts_valid_text) {
     EXPECT_TRUE(is_utf8("h\xC3\xA9llo \xE2\x82\xAC \xF0\x9F\x98\x80"));
     EXPECT_FALSE(is_utf8("\xF4\x90\x80\x80"));  // past U+10FFFF
     EXPECT_FALSE(is_utf8("\xE2\x82"));          // truncated
+    EXPECT_TRUE(is_utf8(std::string_view("a\0b", 3)));
+    EXPECT_FALSE(core::is_storable_text(std::string_view("a\0b", 3)));
+    EXPECT_FALSE(core::is_storable_text("\xFF"));
+    EXPECT_TRUE(core::is_storable_text("h\xC3\xA9llo"));
 }
 
 TEST(frame_encoder, writes_unmasked_frames_with_each_length_form) {

@@ -1,0 +1,17 @@
+#pragma once
+// Text the edges accept: well-formed UTF-8 (RFC 3629) that every store keeps as sent. PostgreSQL
+// cannot hold U+0000 in a text value (libpq would cut the value there, or the server refuse
+// it), so the wire refuses it everywhere, for one behaviour on every store.
+
+#include <string_view>
+
+namespace pm_agent::core {
+
+/// True when text is well-formed UTF-8: no overlong forms, surrogates or code points past
+/// U+10FFFF, no sequence cut short.
+bool is_utf8(std::string_view text) noexcept;
+
+/// True when text is UTF-8 without U+0000: what a name, queue, key or message may be.
+bool is_storable_text(std::string_view text) noexcept;
+
+}  // namespace pm_agent::core
