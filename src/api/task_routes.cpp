@@ -56,6 +56,14 @@ void submit_one(service_state& s, http_request&& request, respond_fn done) {
 }
 
 void submit_batch(service_state& s, http_request&& request, respond_fn done) {
+    if (!request.idempotency_key.empty()) {
+        // Ignoring it would make a retried batch a second batch, which its sender sent the
+        // header to prevent.
+        done(error_response(400, "bad_request",
+                            "Idempotency-Key: not taken on a batch; give each task its own "
+                            "idempotency_key"));
+        return;
+    }
     auto body = parse_object(request.body, false);
     if (!body) {
         done(error_from(body.err()));

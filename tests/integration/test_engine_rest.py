@@ -117,6 +117,15 @@ class Idempotency(EngineRestTest):
         self.assertNotEqual(body["task_ids"][0], existing)
 
 
+    def test_batch_with_an_idempotency_key_header_is_refused_not_repeated(self):
+        # A header that was silently ignored made a retried batch a second batch.
+        for _ in range(2):
+            status, _, body = self.server.request(
+                "POST", "/api/v1/tasks/batch", {"tasks": [{"type": "b"}]},
+                headers={"Idempotency-Key": "batch-1"})
+            assert_error(self, status, body, 400, "bad_request", "Idempotency-Key")
+        self.assertEqual(self.list_tasks()["items"], [])
+
 class Validation(EngineRestTest):
     def test_batch_with_one_invalid_task_is_400_naming_it_and_creates_nothing(self):
         status, _, body = self.server.request("POST", "/api/v1/tasks/batch", {"tasks": [
