@@ -131,7 +131,8 @@ class frame_decoder {
             std::uint16_t code = 0;
             const auto status = read_header(std::string_view(data + used, size - used), h, code);
             if (status == header_status::bad) {
-                fail(on_event, code, "malformed frame");
+                fail(on_event, code,
+                     code == k_close_too_big ? "message too big" : "malformed frame");
                 return size;
             }
             if (status == header_status::need_more || size - used < h.header_size + h.length) {
@@ -185,6 +186,18 @@ bool frame_decoder::on_frame(const header& h, char* payload, std::size_t length,
             code = static_cast<std::uint16_t>((static_cast<unsigned char>(data[0]) << 8) |
                                               static_cast<unsigned char>(data[1]));
             reason = data.substr(2);
+            // RFC 6455 §7.4: 1004-1006 and 1015 are never sent, codes under 3000 only as the
+            // RFC and IANA define them; §7.1.6: the reason is UTF-8.
+            const bool known = (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
+                               (code >= 3000 && code <= 4999);
+            if (!known) {
+                fail(on_event, k_close_protocol_error, "invalid close code");
+                return false;
+            }
+            if (!is_utf8(reason)) {
+                fail(on_event, k_close_invalid_payload, "close reason is not UTF-8");
+                return false;
+            }
         }
         done_ = true;
         on_event(frame_event{frame_event::kind::close, reason, code});

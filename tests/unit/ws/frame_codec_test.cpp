@@ -100,6 +100,13 @@ TEST(frame_decoder, close_reports_code_and_reason) {
     EXPECT_EQ(events[0].code, 1000);
     EXPECT_EQ(events[0].payload, "bye");
     EXPECT_TRUE(d.done());
+    for (std::uint16_t code : {1001, 1003, 1007, 1011, 1014, 3000, 4000, 4999}) {
+        frame_decoder valid(1024);
+        auto closed = decode(valid, client_frame(0x88, close_payload(code, "")));
+        ASSERT_EQ(closed.size(), 1u);
+        EXPECT_EQ(closed[0].what, frame_event::kind::close) << code;
+        EXPECT_EQ(closed[0].code, code);
+    }
 }
 
 TEST(frame_decoder, protocol_errors) {
@@ -122,6 +129,13 @@ TEST(frame_decoder, protocol_errors) {
         {client_frame(0x81, "\xC0\xAF"), k_close_invalid_payload},      // overlong
         {client_frame(0x81, "\xED\xA0\x80"), k_close_invalid_payload},  // surrogate
         {client_frame(0x88, "x"), k_close_protocol_error},
+        {client_frame(0x88, close_payload(999, "")), k_close_protocol_error},
+        {client_frame(0x88, close_payload(1004, "")), k_close_protocol_error},
+        {client_frame(0x88, close_payload(1006, "")), k_close_protocol_error},
+        {client_frame(0x88, close_payload(1015, "")), k_close_protocol_error},
+        {client_frame(0x88, close_payload(2999, "")), k_close_protocol_error},
+        {client_frame(0x88, close_payload(5000, "")), k_close_protocol_error},
+        {client_frame(0x88, close_payload(1000, "\xC0\xAF")), k_close_invalid_payload},
     };
     for (const auto& c : cases) {
         frame_decoder d(1024);
