@@ -319,6 +319,46 @@ request_series& transport_context::series_for(std::string_view route, api::http_
     return it->second;
 }
 
+/// Whether the buffered bytes may be a request whose client waits for "100 Continue" before
+/// its body (RFC 9110 §10.1.1): a header that ends the buffer and names Expect. Checked on
+/// the raw bytes so that other requests are read in one go, as before.
+bool may_expect_continue(const beast::flat_buffer& buffer) {
+    const std::string_view data(static_cast<const char*>(buffer.data().data()), buffer.size());
+    if (!data.ends_with("\r\n\r\n")) {
+        return false;
+    }
+    constexpr std::string_view k_name = "\nexpect:";
+    for (std::size_t at = data.find('\n'); at != std::string_view::npos;
+         at = data.find('\n', at + 1)) {
+        if (beast::iequals(data.substr(at, k_name.size()), k_name)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/// Reads one request into `parser`; a client that asked for it is sent "100 Continue" once
+/// its header has been accepted (a refused one gets the final answer instead).
+asio::awaitable<beast::error_code> read_request(tcp::socket& socket, beast::flat_buffer& buffer,
+                                                bhttp::request_parser<bhttp::string_body>& parser) {
+    if (may_expect_continue(buffer)) {
+        auto [ec, n] = co_await bhttp::async_read_header(socket, buffer, parser, k_tuple);
+        if (ec || parser.is_done()) {
+            co_return ec;
+        }
+        const auto& req = parser.get();
+        if (req.version() >= 11 && beast::iequals(req[bhttp::field::expect], "100-continue")) {
+            static constexpr std::string_view k_continue = "HTTP/1.1 100 Continue\r\n\r\n";
+            auto [wec, wn] = co_await asio::async_write(socket, asio::buffer(k_continue), k_tuple);
+            if (wec) {
+                co_return wec;
+            }
+        }
+    }
+    auto [ec, n] = co_await bhttp::async_read(socket, buffer, parser, k_tuple);
+    co_return ec;
+}
+
 asio::awaitable<void> run_http_session(transport_context& ctx, tcp::socket socket,
                                        bool over_limit) {
     const auto started = clock::now();
@@ -360,7 +400,7 @@ asio::awaitable<void> run_http_session(transport_context& ctx, tcp::socket socke
         bhttp::request_parser<bhttp::string_body> parser;
         parser.header_limit(static_cast<std::uint32_t>(ctx.options.header_limit_bytes));
         parser.body_limit(ctx.options.body_limit_bytes);
-        auto [read_ec, read_n] = co_await bhttp::async_read(socket, buffer, parser, k_tuple);
+        const auto read_ec = co_await read_request(socket, buffer, parser);
         const auto request_started = clock::now();
         if (read_ec) {
             auto status =

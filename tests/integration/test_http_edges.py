@@ -71,6 +71,30 @@ class HttpEdges(unittest.TestCase):
         assert_error_shape(self, json.loads(body), "payload_too_large")
         self.assertEqual(headers.get("connection"), "close")
 
+    def test_expect_100_continue_is_answered_before_the_body(self):
+        # RFC 9110 10.1.1: the client waits for "100 Continue" (curl: 1 s) before its body.
+        body = json.dumps({"type": "expecting"}).encode()
+        s = socket.create_connection(("127.0.0.1", self.server.port), timeout=5)
+        s.sendall(b"POST /api/v1/tasks HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Expect: 100-continue\r\nContent-Length: %d\r\n\r\n" % len(body))
+        s.settimeout(0.5)
+        interim = s.recv(4096)
+        self.assertEqual(interim, b"HTTP/1.1 100 Continue\r\n\r\n")
+        s.settimeout(5)
+        s.sendall(body + b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        data = read_all(s)
+        s.close()
+        self.assertTrue(data.startswith(b"HTTP/1.1 202 "), data)
+        self.assertNotIn(b"100 Continue", data)
+        self.assertIn(b'{"status":"ok"}', data)  # the connection went on as usual
+        # A body the server would refuse is refused at once, with no 100 before it.
+        s = socket.create_connection(("127.0.0.1", self.server.port), timeout=5)
+        s.sendall(b"POST /api/v1/tasks HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+                  b"Content-Length: 10000000\r\n\r\n")
+        data = read_all(s)
+        s.close()
+        self.assertTrue(data.startswith(b"HTTP/1.1 413 "), data)
+
     def test_chunked_body_over_limit_is_413(self):
         s = socket.create_connection(("127.0.0.1", self.server.port), timeout=5)
         s.sendall(b"POST /api/v1/tasks HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
