@@ -48,6 +48,15 @@ class engine_workers_test : public engine_test {
         return id;
     }
 
+    /// A task that times out after 1 s (timeout_s), for a lease a reaper ends.
+    void submit_timing_out(std::optional<std::int64_t> max_attempts = std::nullopt) {
+        task_spec spec;
+        spec.type = "t";
+        spec.timeout_s = 1;
+        spec.max_attempts = max_attempts;
+        ASSERT_TRUE(submit_spec(std::move(spec)));
+    }
+
     recording_observer observer_a_, observer_b_;
     engine other_;
 };
@@ -180,11 +189,7 @@ TEST_F(engine_workers_test, ACancelOnAnotherWorkerCreditsTheSlotBackOnce) {
 TEST_F(engine_workers_test, ALeaseEndedByAnotherWorkerCreditsTheSlotBack) {
     fake_sink sink;
     const std::string a = add_ws_agent(sink, 1);
-    task_spec spec;
-    spec.type = "t";
-    spec.timeout_s = 1;
-    spec.max_attempts = 1;
-    ASSERT_TRUE(submit_spec(std::move(spec)));
+    submit_timing_out(1);
     ASSERT_EQ(sink.tasks.size(), 1u);
     const std::string next = submit_on_b();
     now_ += std::chrono::seconds(2);
@@ -218,10 +223,7 @@ TEST_F(engine_workers_test, HeartbeatsAndAttachesAreReported) {
 TEST_F(engine_workers_test, ALeaseEndedByAnotherWorkersReaperIsReportedForTheHolder) {
     fake_sink sink;
     const std::string a = add_ws_agent(sink, 1);
-    task_spec spec;
-    spec.type = "t";
-    spec.timeout_s = 1;
-    ASSERT_TRUE(submit_spec(std::move(spec)));
+    submit_timing_out();
     ASSERT_EQ(sink.tasks.size(), 1u);
     now_ += std::chrono::seconds(2);
     other_.tick(now_);  // B's reaper ends the lease (the memory store runs it wherever called)
