@@ -7,7 +7,7 @@ packages=(
   build-essential cmake ninja-build ccache pkg-config
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libpq-dev libhiredis-dev libspdlog-dev libfmt-dev libcli11-dev libgtest-dev libssl-dev zlib1g-dev
-  python3 python3-websockets curl
+  python3 python3-websockets python3-yaml curl docker-compose
   prometheus wrk nginx postgresql redis-server
 )
 
