@@ -58,6 +58,24 @@ class Compose(unittest.TestCase):
         r = run(tool, "-f", COMPOSE, "config", "-q")
         self.assertEqual(r.returncode, 0, r.stderr)
 
+    def test_nginx_accepts_its_config(self):
+        # Docker's DNS name `server` and the mounted include, pointed at this machine.
+        nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+        tmp = tempfile.mkdtemp(prefix="pm-agent-nginx.")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        shutil.copy(os.path.join(DEPLOY, "nginx", "pm-agent-proxy.conf"), tmp)
+        with open(os.path.join(DEPLOY, "docker", "nginx.conf")) as f:
+            conf = f.read()
+        self.assertIn("server server:8000", conf)
+        conf = (conf.replace("/etc/nginx/conf.d/pm-agent-proxy.conf",
+                             os.path.join(tmp, "pm-agent-proxy.conf"))
+                .replace("server server:8000", "server 127.0.0.1:8000"))
+        with open(os.path.join(tmp, "nginx.conf"), "w") as f:
+            f.write(f"pid {tmp}/nginx.pid;\nerror_log {tmp}/error.log;\n" + conf)
+        r = run(nginx, "-t", "-p", tmp, "-c", os.path.join(tmp, "nginx.conf"),
+                "-e", os.path.join(tmp, "error.log"))
+        self.assertEqual(r.returncode, 0, r.stderr)
+
     def test_it_sets_only_variables_the_server_reads(self):
         with open(COMPOSE) as f:
             compose = yaml.safe_load(f)
