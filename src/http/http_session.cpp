@@ -319,6 +319,8 @@ request_series& transport_context::series_for(std::string_view route, api::http_
     return it->second;
 }
 
+namespace {
+
 /// Whether the buffered bytes may be a request whose client waits for "100 Continue" before
 /// its body (RFC 9110 §10.1.1): a header that ends the buffer and names Expect. Checked on
 /// the raw bytes so that other requests are read in one go, as before.
@@ -358,6 +360,8 @@ asio::awaitable<beast::error_code> read_request(tcp::socket& socket, beast::flat
     auto [ec, n] = co_await bhttp::async_read(socket, buffer, parser, k_tuple);
     co_return ec;
 }
+
+}  // namespace
 
 asio::awaitable<void> run_http_session(transport_context& ctx, tcp::socket socket,
                                        bool over_limit) {
