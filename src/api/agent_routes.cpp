@@ -1,7 +1,7 @@
 // Agent routes of API.md (register, heartbeat, deregister, admin listing) and /api/v1/stats.
 
-#include "api/service_state.hpp"
 #include "api/cluster_link.hpp"
+#include "api/service_state.hpp"
 #include "pm_agent/api/codec.hpp"
 #include "pm_agent/api/query.hpp"
 
@@ -188,7 +188,7 @@ void deregister(service_state& s, std::string agent_id, http_request&& request, 
 void list_agents(service_state& s, const http_request& request, respond_fn done) {
     auto params = parse_query(request.query);
     if (!params) {
-        done(error_response(400, "bad_request", "malformed query string (names and values: percent-encoded UTF-8 without U+0000)"));
+        done(error_response(400, "bad_request", k_malformed_query));
         return;
     }
     store::agent_filter filter;
@@ -210,20 +210,20 @@ void list_agents(service_state& s, const http_request& request, respond_fn done)
             return;
         }
     }
-    s.engine.list_agents(
-        std::move(filter), [&s, done = std::move(done)](store::result<store::agent_page> r) mutable {
-            if (!r) {
-                done(error_from(r.err()));
-                return;
-            }
-            auto next = std::move(r->next_cursor);
-            with_presence(s, std::move(r->items),
-                          [next = std::move(next), done = std::move(done)](
-                              std::vector<store::agent> agents) mutable {
-                              store::agent_page page{std::move(agents), std::move(next)};
-                              done(page_response(page, append_agent_json));
-                          });
-        });
+    s.engine.list_agents(std::move(filter), [&s, done = std::move(done)](
+                                                store::result<store::agent_page> r) mutable {
+        if (!r) {
+            done(error_from(r.err()));
+            return;
+        }
+        auto next = std::move(r->next_cursor);
+        with_presence(s, std::move(r->items),
+                      [next = std::move(next),
+                       done = std::move(done)](std::vector<store::agent> agents) mutable {
+                          store::agent_page page{std::move(agents), std::move(next)};
+                          done(page_response(page, append_agent_json));
+                      });
+    });
 }
 
 void append_status_counts(std::string& out, const store::status_counts& counts) {

@@ -98,9 +98,7 @@ void submit_batch(service_state& s, http_request&& request, respond_fn done) {
 void list_tasks(service_state& s, const http_request& request, respond_fn done) {
     auto params = parse_query(request.query);
     if (!params) {
-        done(error_response(
-            400, "bad_request",
-            "malformed query string (names and values: percent-encoded UTF-8 without U+0000)"));
+        done(error_response(400, "bad_request", k_malformed_query));
         return;
     }
     store::task_filter filter;
