@@ -212,14 +212,15 @@ class agent_ws_session final : public ws_session, public core::agent_sink {
     void handle(ws_in::heartbeat_msg& m) {
         const auto now = service_state::now();
         last_liveness_ = now;
+        // Answered at once: the ack says this worker heard the agent (the worker itself keeps
+        // the connection's liveness). The store's part (leases, cancel notices) follows and
+        // speaks only if it fails; waiting for it made the ack as slow as the database.
+        send(ws_heartbeat_ack(now, m.seq));
         s_.engine.heartbeat(agent_id_, std::nullopt, now,
-                            guarded([this, now, seq = std::move(m.seq)](
-                                        store::result<std::vector<std::string>> r) mutable {
+                            guarded([this](store::result<std::vector<std::string>> r) {
                                 if (!r) {
                                     send_error(r.err(), {});
-                                    return;
                                 }
-                                send(ws_heartbeat_ack(now, seq));
                             }));
     }
 
