@@ -90,11 +90,9 @@ request_id engine::request_tasks(std::string_view agent_id, std::size_t max_task
     w.deadline = now + wait;
     w.done = std::move(done);
     s.waiter_deadlines_.emplace(w.deadline, id);
-    if (agent_state* a = s.find_agent(agent_id)) {
-        s.start_request(*a, id, now);
-        return id;
-    }
-    // First sight of this agent: learn its queues and capabilities.
+    // Read from the store even for an agent known here: on a store shared by workers its
+    // tasks may have ended on another one (a REST agent behind nginx completes wherever its
+    // request lands), and a stale running count here would leave the poll without room.
     s.store_.get_agent(agent_id, [&s, id, now](store::result<const store::agent*> r) {
         if (!s.waiters_.contains(id)) {
             return;  // abandoned meanwhile

@@ -7,7 +7,7 @@ import collections
 import time
 import unittest
 
-from engine_client import Fleet, run, ws_agent
+from engine_client import Fleet, register_rest_agent, run, submit_ok, ws_agent
 from pg_harness import (NO_RATE_LIMIT, KeepAlive, PgCluster, get_all_tasks, parallel,
                         pg_server, stats, wait_for)
 
@@ -29,6 +29,28 @@ def tearDownModule():
 
 
 class TwoServers(unittest.TestCase):
+    def test_a_rest_agent_alternating_servers_keeps_getting_tasks(self):
+        # Behind nginx a REST agent's polls and completions land on either server. Its poll on
+        # one server must see the slot its completion on the other freed (it used to wait out
+        # wait_s with the task pending: that server still counted the task as running).
+        db = cluster.create_database()
+        first = pg_server(db, config=NO_RATE_LIMIT)
+        self.addCleanup(first.stop)
+        second = pg_server(db, config=NO_RATE_LIMIT)
+        self.addCleanup(second.stop)
+        agent_id, token = register_rest_agent(first, queues=["alternating"], max_concurrency=1)
+        for round_ in range(4):
+            task_id = submit_ok(second, {"type": "t", "queue": "alternating"})
+            started = time.monotonic()
+            status, _, got = first.request("POST", "/api/v1/tasks/request",
+                                           {"agent_id": agent_id, "wait_s": 5}, token=token)
+            self.assertEqual(status, 200, got)
+            self.assertEqual([t["id"] for t in got["tasks"]], [task_id], f"round {round_}")
+            self.assertLess(time.monotonic() - started, 2)  # the claim poll is 200 ms
+            status, _, done = second.request("POST", f"/api/v1/tasks/{task_id}/complete", {},
+                                             token=token)
+            self.assertEqual((status, done["status"]), (200, "succeeded"))
+
     def test_5000_tasks_20_agents_two_servers_each_task_once(self):
         db = cluster.create_database()
         servers = [pg_server(db, config=NO_RATE_LIMIT)]

@@ -137,6 +137,23 @@ TEST_F(engine_workers_test, ASlotFreedOnAnotherWorkerLooksForWorkAtTheNextHeartb
     EXPECT_EQ(waiting->tasks[0].id, next);
 }
 
+// A REST agent behind nginx: it polls on A and completes on B. Its next poll on A finds the
+// slot free and takes the task waiting, with no heartbeat in between.
+TEST_F(engine_workers_test, ALongPollSeesASlotFreedOnAnotherWorker) {
+    const std::string a = add_agent({"default"}, {}, 1);
+    const std::string held = submit();
+    auto first = poll(a, 1, std::chrono::milliseconds(0));
+    ASSERT_TRUE(first->answered);
+    ASSERT_EQ(first->tasks.size(), 1u);
+    const std::string next = submit_on_b();
+    other_.complete(store::lease_ref{held, a}, boost::json::value(nullptr), now_,
+                    [](store::result<const store::task*> r) { ASSERT_TRUE(r); });
+    auto second = poll(a, 1, std::chrono::seconds(30));
+    ASSERT_TRUE(second->answered);
+    ASSERT_EQ(second->tasks.size(), 1u);
+    EXPECT_EQ(second->tasks[0].id, next);
+}
+
 TEST_F(engine_workers_test, AConsumerWithoutCreditOrGoneIsNotHungry) {
     fake_sink sink;
     const std::string a = add_ws_agent(sink, 0);  // ready, but no credit: takes nothing
