@@ -53,7 +53,10 @@ void register_agent(service_state& s, http_request&& request, respond_fn done) {
         done(std::move(*refused));
         return;
     }
-    s.limit(limit_kind::agent, "register", "register:" + s.client_address(request),
+    // The key first: the callback below takes the request, and arguments are evaluated in no
+    // fixed order.
+    const std::string key = "register:" + s.client_address(request);
+    s.limit(limit_kind::agent, "register", key,
             [&s, request = std::move(request), done = std::move(done)](limit_answer a) mutable {
                 if (a.refused) {
                     done(std::move(*a.refused));

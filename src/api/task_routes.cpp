@@ -181,17 +181,19 @@ void request_tasks(service_state& s, http_request&& request, respond_fn done) {
                                  done(error_from(who.err()));
                                  return;
                              }
-                             s.limit(
-                                 limit_kind::agent, "request", agent_id,
-                                 [&s, agent_id = std::move(agent_id), max_tasks, wait_s,
-                                  connection_id, done = std::move(done)](limit_answer a) mutable {
-                                     if (a.refused) {
-                                         done(std::move(*a.refused));
-                                         return;
-                                     }
-                                     request_allowed(s, agent_id, max_tasks, wait_s, connection_id,
-                                                     std::move(done));
-                                 });
+                             // A copy for the callback: arguments are evaluated in no fixed
+                             // order, and a moved-from id made every agent's key "" (one
+                             // bucket for all of them).
+                             s.limit(limit_kind::agent, "request", agent_id,
+                                     [&s, agent_id, max_tasks, wait_s, connection_id,
+                                      done = std::move(done)](limit_answer a) mutable {
+                                         if (a.refused) {
+                                             done(std::move(*a.refused));
+                                             return;
+                                         }
+                                         request_allowed(s, agent_id, max_tasks, wait_s,
+                                                         connection_id, std::move(done));
+                                     });
                          });
 }
 

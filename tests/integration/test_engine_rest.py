@@ -33,6 +33,32 @@ class RateLimit(EngineRestTest):
         self.assertEqual(len(self.list_tasks()["items"]), 5)
 
 
+
+class AgentRateLimits(EngineRestTest):
+    # Task requests are limited per agent, registrations per client address (README). Both
+    # keys used to be lost (the callback took the value the key was read from, and C++ leaves
+    # the order of a call's arguments open): every agent and every address shared one bucket.
+    config = {"rate_limit": {"agent_per_s": 0.1, "agent_burst": 3}}
+
+    def register_from(self, address):
+        """Registers an agent as a client at `address` (X-Forwarded-For from loopback, a
+        trusted proxy): the HTTP status, and (agent_id, token) when registered."""
+        status, _, body = self.server.request("POST", "/api/v1/agents/register", {"name": "r"},
+                                              headers={"X-Forwarded-For": address})
+        return status, (body["agent_id"], body["token"]) if status == 201 else None
+
+    def test_each_agent_has_its_own_task_request_bucket(self):
+        first = self.register_from("10.9.0.1")[1]
+        second = self.register_from("10.9.0.2")[1]
+        statuses = [self.request_tasks(*first, wait_s=0)[0] for _ in range(4)]
+        self.assertEqual(statuses, [200, 200, 200, 429])
+        self.assertEqual(self.request_tasks(*second, wait_s=0)[0], 200)
+
+    def test_each_client_address_has_its_own_registration_bucket(self):
+        statuses = [self.register_from("10.8.0.1")[0] for _ in range(4)]
+        self.assertEqual(statuses, [201, 201, 201, 429])
+        self.assertEqual(self.register_from("10.8.0.2")[0], 201)
+
 class QueueFull(EngineRestTest):
     config = {"agents": FAST_AGENTS, "queue": {"task_queue_size": 10}}
 
