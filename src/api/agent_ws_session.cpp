@@ -53,6 +53,7 @@ class agent_ws_session final : public ws_session, public core::agent_sink {
     void on_open() override {
         s_.ws_sessions.emplace(this, true);
         open_ = true;
+        opened_at_ = service_state::now();
         if (!agent_id_.empty()) {
             attach({});
         }
@@ -71,6 +72,7 @@ class agent_ws_session final : public ws_session, public core::agent_sink {
         }
         if (!attached_) {
             send_error({errc::bad_request, "send register first"}, {});
+            close_if_never_registered();
             return;
         }
         // Any message says the agent is alive; a heartbeat says so itself (counting it here too
@@ -83,6 +85,7 @@ class agent_ws_session final : public ws_session, public core::agent_sink {
 
     void on_alive() override {
         if (!attached_) {
+            close_if_never_registered();
             return;
         }
         const auto now = service_state::now();
@@ -142,6 +145,16 @@ class agent_ws_session final : public ws_session, public core::agent_sink {
         }
     }
 
+    /// A connection to /ws/agent that answers pings but has not sent `register` within
+    /// heartbeat_timeout_s holds a slot of server.max_connections for nobody: closed with 1008.
+    /// (Checked when it shows life: one that shows none is closed by the ping timeout.)
+    void close_if_never_registered() {
+        if (agent_id_.empty() && !registering_ &&
+            service_state::now() - opened_at_ > s_.cfg.agents.heartbeat_timeout) {
+            connection_.close(k_close_policy, "no register within heartbeat_timeout_s");
+        }
+    }
+
     void send_error(const store::error& error, std::string_view task_id) {
         send(ws_error(store::to_string(error.code), error.message, task_id));
     }
@@ -174,9 +187,11 @@ class agent_ws_session final : public ws_session, public core::agent_sink {
             connection_.close(k_close_policy, "unauthorized");
             return;
         }
+        registering_ = true;
         s_.limit(limit_kind::agent, "register", "register:" + client_,
                  guarded([this, spec = std::move(reg.spec)](limit_answer a) mutable {
                      if (a.refused) {
+                         registering_ = false;
                          send_error(a.refused->status == 503
                                         ? store::error{errc::unavailable,
                                                        "rate limiter unavailable; retry later"}
@@ -197,6 +212,7 @@ class agent_ws_session final : public ws_session, public core::agent_sink {
         spec.worker = s_.worker_id;
         s_.engine.register_agent(std::move(spec), service_state::now(),
                                  guarded([this](store::result<core::registration> r) {
+                                     registering_ = false;
                                      if (!r) {
                                          send_error(r.err(), {});
                                          return;
@@ -258,7 +274,9 @@ class agent_ws_session final : public ws_session, public core::agent_sink {
     bool registration_checked_;
     std::string client_;
     bool attached_ = false;
+    bool registering_ = false;  // a `register` is being decided (rate limit, store)
     bool open_ = false;
+    store::time_point opened_at_{};
     store::time_point last_liveness_{};
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };

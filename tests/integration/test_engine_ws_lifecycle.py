@@ -74,6 +74,22 @@ class ConnectionLimit(EngineWsTest):
 
         self.assertEqual(run(scenario()), 1013)
 
+    def test_a_connection_that_never_registers_is_closed_1008_and_frees_its_slot(self):
+        # It answers pings (the client library does), so only the register deadline ends it;
+        # without one, two such connections held the limit against every real agent.
+        async def scenario():
+            idle = [await WsAgent.connect(self.server, "/ws/agent") for _ in range(2)]
+            started = time.monotonic()
+            codes = [(await agent.closed(timeout=10)) for agent in idle]
+            took = time.monotonic() - started
+            agent = await ws_agent(self.server, "real")  # a slot is free again
+            await agent.close()
+            return codes, took
+
+        codes, took = run(scenario())
+        self.assertEqual(codes, [1008, 1008])
+        self.assertLess(took, FAST_AGENTS["heartbeat_timeout_s"] + 3)
+
 
 class Silence(EngineWsTest):
     def test_a_peer_that_never_answers_is_closed_4000(self):
