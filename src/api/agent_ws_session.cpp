@@ -170,6 +170,9 @@ class agent_ws_session final : public ws_session, public core::agent_sink {
                     return;
                 }
                 attached_ = true;
+                // Up to max_concurrency tasks (one `ready`), and as many acks plus the tasks
+                // that follow them (completions read at once), may be queued in one turn.
+                connection_.allow_outbound(2 * static_cast<std::size_t>((*r)->max_concurrency));
                 const auto& a = s_.cfg.agents;
                 send(ws_registered(agent_id_, token, a.heartbeat_interval.count(),
                                    a.heartbeat_timeout.count(), a.lease_timeout.count()));

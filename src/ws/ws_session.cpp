@@ -68,7 +68,7 @@ class ws_connection_impl final : public api::ws_connection,
         if (state_ != state::open) {
             return true;  // closing: nothing more reaches the peer
         }
-        if (outbox_.size() >= ctx_.options.ws_outbound_queue_max) {
+        if (outbox_.size() >= ctx_.options.ws_outbound_queue_max + allowance_) {
             // A consumer that stops reading: cut it off; its session requeues its tasks.
             ctx_.metrics.connection_errors.inc();
             abort();
@@ -82,6 +82,8 @@ class ws_connection_impl final : public api::ws_connection,
         kick_writer();
         return true;
     }
+
+    void allow_outbound(std::size_t frames) override { allowance_ = frames; }
 
     void close(std::uint16_t code, std::string_view reason) override {
         if (state_ != state::open) {
@@ -231,6 +233,7 @@ class ws_connection_impl final : public api::ws_connection,
     state state_ = state::open;
     bool deflate_;
     bool writing_ = false;
+    std::size_t allowance_ = 0;  // see allow_outbound()
     bool peer_closed_ = false;
 };
 

@@ -4,8 +4,8 @@ delayed tasks, complete/progress/fail. Each test starts its own server."""
 import time
 import unittest
 
-from engine_client import (EngineWsTest, WsAgent, get_task, next_task, no_task_for, run, submit,
-                           submit_ok, ws_agent)
+from engine_client import (FAST_AGENTS, EngineWsTest, WsAgent, get_task, next_task, no_task_for,
+                           run, submit, submit_ok, ws_agent)
 
 
 class PriorityOrder(EngineWsTest):
@@ -169,6 +169,30 @@ class VanishedAgent(EngineWsTest):
 
     def test_silent_connection_redelivers_after_heartbeat_timeout(self):
         self.check(WsAgent.go_silent)
+
+
+class OutboundQueue(EngineWsTest):
+    # agents.outbound_queue_max bounds what waits for a peer that stopped reading; frames one
+    # loop turn queues for a peer that reads are not that. A `ready` for more slots than the
+    # limit, with that many tasks waiting, used to cut the agent off after one task (its
+    # tasks went back to pending, an attempt spent each time).
+    config = {"agents": {**FAST_AGENTS, "outbound_queue_max": 8}}
+
+    def test_a_burst_larger_than_the_queue_limit_reaches_a_reading_agent(self):
+        async def scenario():
+            ids = [submit(self.server, {"type": "burst", "payload": {"i": i}})[2]["task_id"]
+                   for i in range(50)]
+            agent = await ws_agent(self.server, "eager", max_concurrency=50)
+            await agent.ready(50)
+            got = [(await next_task(agent, timeout=5))["id"] for _ in range(50)]
+            self.assertEqual(sorted(got), sorted(ids))
+            for task_id in got:  # 50 completions in a row: 50 acks, nothing cut off
+                await agent.complete(task_id)
+            acks = [await agent.expect("ack") for _ in range(50)]
+            self.assertEqual({a["status"] for a in acks}, {"succeeded"})
+            await agent.close()
+
+        run(scenario())
 
 
 class Delayed(EngineWsTest):

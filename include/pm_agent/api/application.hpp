@@ -24,6 +24,10 @@ class ws_connection {
     /// then cuts the connection off as too slow and the session gets on_closed(). A frame sent
     /// to a connection that is already closing is dropped (true).
     virtual bool send(std::string text) = 0;
+    /// Lets the outbound queue hold `frames` more than agents.outbound_queue_max: what one loop
+    /// turn may owe a peer that reads (an agent's burst of tasks and the acks for as many
+    /// completions), which says nothing about its reading.
+    virtual void allow_outbound(std::size_t frames) = 0;
     /// Sends a close frame after the frames already queued, then ends the connection.
     virtual void close(std::uint16_t code, std::string_view reason) = 0;
 };
