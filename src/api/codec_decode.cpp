@@ -69,6 +69,29 @@ store::result<std::vector<std::string>> string_list(const json::value& v,
 
 }  // namespace
 
+bool numbers_are_finite(const json::value& v) {
+    switch (v.kind()) {
+        case json::kind::double_:
+            return std::isfinite(v.get_double());
+        case json::kind::array:
+            for (const auto& item : v.get_array()) {
+                if (!numbers_are_finite(item)) {
+                    return false;
+                }
+            }
+            return true;
+        case json::kind::object:
+            for (const auto& entry : v.get_object()) {
+                if (!numbers_are_finite(entry.value())) {
+                    return false;
+                }
+            }
+            return true;
+        default:
+            return true;
+    }
+}
+
 store::result<boost::json::object> parse_object(std::string_view body, bool empty_is_object) {
     if (body.empty() && empty_is_object) {
         return json::object();
@@ -80,6 +103,9 @@ store::result<boost::json::object> parse_object(std::string_view body, bool empt
     }
     if (!parsed.is_object()) {
         return store::error{errc::bad_request, "the body must be a JSON object"};
+    }
+    if (!numbers_are_finite(parsed)) {
+        return store::error{errc::bad_request, "malformed JSON body: a number out of range"};
     }
     return std::move(parsed.get_object());
 }

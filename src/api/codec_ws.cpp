@@ -38,6 +38,9 @@ std::variant<ws_message, ws_decode_error> decode_ws_message(std::string_view tex
     if (!parsed.is_object()) {
         return decode_error("a message must be a JSON object with a \"type\"");
     }
+    if (!numbers_are_finite(parsed)) {
+        return decode_error("malformed JSON: a number out of range");
+    }
     auto& msg = parsed.get_object();
     const auto* type_value = msg.if_contains("type");
     if (type_value == nullptr || !type_value->is_string()) {

@@ -166,6 +166,13 @@ class Validation(EngineRestTest):
         self.assertEqual([get_task(self.server, t)["type"] for t in body["task_ids"]],
                          [f"t{i}" for i in range(5)])
 
+    def test_a_number_json_cannot_carry_is_400_and_creates_nothing(self):
+        # 1e400 parsed as infinity and went out as `Infinity`, which no JSON parser reads.
+        status, _, body = self.server.request(
+            "POST", "/api/v1/tasks", b'{"type": "inf", "payload": {"x": 1e400}}')
+        assert_error(self, status, body, 400, "bad_request", "number")
+        self.assertEqual(self.list_tasks()["items"], [])
+
     def test_server_owned_fields_in_a_submit_are_400(self):
         for field, value in SERVER_OWNED.items():
             with self.subTest(field=field):

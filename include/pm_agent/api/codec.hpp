@@ -28,6 +28,10 @@ std::optional<store::time_point> parse_rfc3339(std::string_view text);
 
 // --- request bodies ----------------------------------------------------------------------
 
+/// Whether every number in `v` is finite. The parser reads 1e400 as infinity, which JSON
+/// cannot carry back out (it would be sent as `Infinity`): bodies holding one are refused.
+bool numbers_are_finite(const boost::json::value& v);
+
 /// Parses a request body that must be a JSON object (an empty body is `{}` when
 /// `empty_is_object`). Errors are bad_request with a message fit for the client.
 store::result<boost::json::object> parse_object(std::string_view body, bool empty_is_object);

@@ -136,6 +136,20 @@ TEST(decode_batch, names_the_index_of_a_bad_entry) {
     EXPECT_FALSE(decode_task_batch(empty));
 }
 
+// JSON has no infinity: 1e400 parses as one and would go out as `Infinity`.
+TEST(parse_object, refuses_numbers_out_of_range) {
+    for (auto body :
+         {R"({"type":"t","payload":1e400})", R"({"type":"t","payload":{"a":[-1e999]}})"}) {
+        auto parsed = parse_object(body, false);
+        ASSERT_FALSE(parsed) << body;
+        EXPECT_EQ(parsed.err().code, store::errc::bad_request);
+    }
+    EXPECT_TRUE(
+        parse_object(R"({"type":"t","payload":{"a":[1e300, -2.5, 12345678901234567890]}})", false));
+    EXPECT_TRUE(std::holds_alternative<ws_decode_error>(
+        decode_ws_message(R"({"type":"heartbeat","seq":1e400})")));
+}
+
 TEST(parse_object, refuses_non_objects_and_bad_json) {
     EXPECT_FALSE(parse_object("[1]", false));
     EXPECT_FALSE(parse_object("{", false));
