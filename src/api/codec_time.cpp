@@ -81,7 +81,9 @@ std::optional<store::time_point> parse_rfc3339(std::string_view text) {
     const year_month_day ymd{std::chrono::year{*year},
                              std::chrono::month{static_cast<unsigned>(*month)},
                              std::chrono::day{static_cast<unsigned>(*mday)}};
-    if (!ymd.ok() || *hour > 23 || *minute > 59 || *second > 60) {
+    // Years store::time_point (int64 nanoseconds since 1970) holds without wrapping: 1678-2261
+    // would do, 1970-2200 is what a task can mean.
+    if (!ymd.ok() || *year < 1970 || *year > 2200 || *hour > 23 || *minute > 59 || *second > 60) {
         return std::nullopt;
     }
     std::size_t pos = 19;

@@ -31,6 +31,14 @@ TEST(rfc3339, parses_zulu_offsets_and_fractions) {
     EXPECT_EQ(parse_rfc3339("2030-01-01T00:00:00.25Z"), base + milliseconds(250));
 }
 
+// Past 2262 the nanosecond clock wraps: 9999-12-31 became a time in 1816.
+TEST(rfc3339, rejects_years_the_clock_cannot_hold) {
+    EXPECT_FALSE(parse_rfc3339("9999-12-31T23:59:59Z"));
+    EXPECT_FALSE(parse_rfc3339("1600-01-01T00:00:00Z"));
+    EXPECT_TRUE(parse_rfc3339("2200-12-31T23:59:59Z"));
+    EXPECT_TRUE(parse_rfc3339("1970-01-01T00:00:00Z"));
+}
+
 TEST(rfc3339, rejects_malformed_times) {
     for (auto text : {"", "2030-01-01", "2030-01-01T00:00:00", "2030-13-01T00:00:00Z",
                       "2030-02-30T00:00:00Z", "2030-01-01T24:00:00Z", "2030-01-01T00:00:00.Z",
