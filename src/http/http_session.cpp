@@ -278,10 +278,12 @@ asio::awaitable<beast::error_code> write_response(tcp::socket& socket, api::http
     head += std::to_string(response.status);
     head.push_back(' ');
     head += bhttp::obsolete_reason(static_cast<bhttp::status>(response.status));
-    head += "\r\nContent-Type: ";
-    head += response.content_type;
-    head += "\r\nContent-Length: ";
-    head += std::to_string(response.body.size());
+    if (response.status != 204) {  // RFC 9110 §8.6, §15.3.5: a 204 has no content headers
+        head += "\r\nContent-Type: ";
+        head += response.content_type;
+        head += "\r\nContent-Length: ";
+        head += std::to_string(response.body.size());
+    }
     for (const auto& [name, value] : response.headers) {
         head += "\r\n";
         head += name;

@@ -95,6 +95,21 @@ class HttpEdges(unittest.TestCase):
         s.close()
         self.assertTrue(data.startswith(b"HTTP/1.1 413 "), data)
 
+    def test_204_has_no_content_length_and_keeps_the_connection(self):
+        # RFC 9110 8.6: no Content-Length in a 204 (a strict client refuses one).
+        status, _, reg = self.server.request("POST", "/api/v1/agents/register", {"name": "gone"})
+        self.assertEqual(status, 201, reg)
+        s = socket.create_connection(("127.0.0.1", self.server.port), timeout=5)
+        s.sendall(b"DELETE /api/v1/agents/%s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s"
+                  b"\r\n\r\nGET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                  % (reg["agent_id"].encode(), reg["token"].encode()))
+        data = read_all(s)
+        s.close()
+        head, _, rest = data.partition(b"\r\n\r\n")
+        self.assertTrue(head.startswith(b"HTTP/1.1 204 "), data)
+        self.assertNotIn(b"content-length", head.lower())
+        self.assertTrue(rest.startswith(b"HTTP/1.1 200 "), data)  # the next answer follows
+
     def test_chunked_body_over_limit_is_413(self):
         s = socket.create_connection(("127.0.0.1", self.server.port), timeout=5)
         s.sendall(b"POST /api/v1/tasks HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
