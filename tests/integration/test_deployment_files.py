@@ -541,6 +541,9 @@ class Image(unittest.TestCase):
         closure = dependency_closure(installed) | dependency_closure(essential_packages())
         ldd = run("ldd", BINARY)
         self.assertEqual(ldd.returncode, 0, ldd.stderr)
+        if "libasan" in ldd.stdout:
+            # scripts/test.sh's sanitizer pass: that binary links what no image ships.
+            self.skipTest("an AddressSanitizer build; the release pass checks the image")
         missing = []
         for line in ldd.stdout.splitlines():
             parts = line.split("=>")
