@@ -1,6 +1,9 @@
 // Task routes of API.md: submit (one and batch), read, list, cancel for submitters; request
 // (long poll), start, progress, complete, fail for the holding agent.
 
+#include <algorithm>
+#include <span>
+
 #include "api/service_state.hpp"
 #include "pm_agent/api/codec.hpp"
 #include "pm_agent/api/query.hpp"
@@ -241,6 +244,22 @@ void holder_operation(service_state& s, route_id id, std::string task_id, http_r
     if (!body) {
         done(error_from(body.err()));
         return;
+    }
+    // A typo ("reslt", "retriable") is refused rather than silently dropped.
+    static constexpr std::string_view k_progress[] = {"progress", "message"};
+    static constexpr std::string_view k_complete[] = {"result"};
+    static constexpr std::string_view k_fail[] = {"error", "retryable"};
+    const std::span<const std::string_view> known =
+        id == route_id::progress_task   ? std::span<const std::string_view>(k_progress)
+        : id == route_id::complete_task ? std::span<const std::string_view>(k_complete)
+        : id == route_id::fail_task     ? std::span<const std::string_view>(k_fail)
+                                        : std::span<const std::string_view>();
+    for (const auto& entry : *body) {
+        const std::string_view key(entry.key().data(), entry.key().size());
+        if (std::find(known.begin(), known.end(), key) == known.end()) {
+            done(error_response(400, "bad_request", std::string(key) + ": unknown field"));
+            return;
+        }
     }
     s.authenticate_agent(
         request, {},

@@ -195,6 +195,20 @@ class CompletionOwnership(EngineRestTest):
         self.assertEqual(body["status"], "succeeded")
         self.assertEqual(get_task(self.server, task_id)["result"], {"n": [1, "two"]})
 
+    def test_a_typo_in_a_holders_call_is_400_and_changes_nothing(self):
+        # "reslt" used to complete the task without its result, "retriable" to retry it anyway.
+        a_id, a_token = register_rest_agent(self.server, "a")
+        task_id = submit_ok(self.server, {"type": "mine"})
+        self.take_one(a_id, a_token)
+        for op, body, field in [("complete", {"reslt": 1}, "reslt"),
+                                ("fail", {"error": "x", "retriable": False}, "retriable"),
+                                ("progress", {"progress": 0.5, "msg": "half"}, "msg"),
+                                ("start", {"now": True}, "now")]:
+            status, _, answer = self.server.request("POST", f"/api/v1/tasks/{task_id}/{op}", body,
+                                                    token=a_token)
+            assert_error(self, status, answer, 400, "bad_request", field)
+        self.assertEqual(get_task(self.server, task_id)["status"], "assigned")
+
     def test_completing_a_finished_task_is_409(self):
         a_id, a_token = register_rest_agent(self.server, "a")
         task_id = submit_ok(self.server, {"type": "mine"})
