@@ -47,6 +47,18 @@ bool storable(const Text& s) {
 
 constexpr std::string_view k_no_nul = "must not contain U+0000";
 
+/// A non-empty string field a store keeps as sent: the text, or the error naming the field.
+store::result<std::string> stored_text(const json::value& v, std::string_view field_prefix,
+                                       std::string_view name) {
+    if (!v.is_string() || v.get_string().empty()) {
+        return bad(field_prefix, name, "must be a non-empty string");
+    }
+    if (!storable(v.get_string())) {
+        return bad(field_prefix, name, k_no_nul);
+    }
+    return std::string(v.get_string());
+}
+
 store::result<std::vector<std::string>> string_list(const json::value& v,
                                                     std::string_view field_prefix,
                                                     std::string_view name) {
@@ -159,25 +171,21 @@ store::result<core::task_spec> decode_task_spec(json::object& body, std::string_
             return bad(field_prefix, key, "unknown field");
         }
         if (key == "type") {
-            if (!value.is_string() || value.get_string().empty()) {
-                return bad(field_prefix, key, "must be a non-empty string");
+            auto type = stored_text(value, field_prefix, key);
+            if (!type) {
+                return std::move(type).err();
             }
-            if (!storable(value.get_string())) {
-                return bad(field_prefix, key, k_no_nul);
-            }
-            spec.type = std::string(value.get_string());
+            spec.type = std::move(*type);
             has_type = true;
         } else if (key == "payload") {
             spec.payload = std::move(value);
         } else if (key == "queue") {
             if (!value.is_null()) {
-                if (!value.is_string() || value.get_string().empty()) {
-                    return bad(field_prefix, key, "must be a non-empty string");
+                auto queue = stored_text(value, field_prefix, key);
+                if (!queue) {
+                    return std::move(queue).err();
                 }
-                if (!storable(value.get_string())) {
-                    return bad(field_prefix, key, k_no_nul);
-                }
-                spec.queue = std::string(value.get_string());
+                spec.queue = std::move(*queue);
             }
         } else if (key == "priority" || key == "max_attempts" || key == "timeout_s") {
             if (value.is_null()) {
@@ -222,13 +230,11 @@ store::result<core::task_spec> decode_task_spec(json::object& body, std::string_
             if (value.is_null()) {
                 continue;
             }
-            if (!value.is_string() || value.get_string().empty()) {
-                return bad(field_prefix, key, "must be a non-empty string");
+            auto idempotency_key = stored_text(value, field_prefix, key);
+            if (!idempotency_key) {
+                return std::move(idempotency_key).err();
             }
-            if (!storable(value.get_string())) {
-                return bad(field_prefix, key, k_no_nul);
-            }
-            spec.idempotency_key = std::string(value.get_string());
+            spec.idempotency_key = std::move(*idempotency_key);
         }
     }
     if (!has_type) {
@@ -293,13 +299,11 @@ store::result<core::agent_spec> decode_agent_spec(json::object& body, bool allow
     for (auto& [key_view, value] : body) {
         const std::string_view key(key_view.data(), key_view.size());
         if (key == "name") {
-            if (!value.is_string() || value.get_string().empty()) {
-                return bad("", key, "must be a non-empty string");
+            auto name = stored_text(value, "", key);
+            if (!name) {
+                return std::move(name).err();
             }
-            if (!storable(value.get_string())) {
-                return bad("", key, k_no_nul);
-            }
-            spec.name = std::string(value.get_string());
+            spec.name = std::move(*name);
             has_name = true;
         } else if (key == "queues" || key == "capabilities") {
             if (value.is_null()) {
