@@ -91,24 +91,12 @@ std::variant<ws_message, ws_decode_error> decode_ws_message(std::string_view tex
             return decode_error("task_id: required string");
         }
         if (type == "progress") {
-            ws_in::progress_msg out;
-            out.task_id = std::move(*task_id);
-            const auto* value = msg.if_contains("progress");
-            if (value == nullptr || !value->is_number()) {
-                return decode_error("progress: required number from 0 to 1", out.task_id);
+            auto report = decode_progress_report(msg);
+            if (!report) {
+                return ws_decode_error{std::move(report).err(), std::move(*task_id)};
             }
-            out.progress = value->to_number<double>();
-            if (!(out.progress >= 0 && out.progress <= 1)) {
-                return decode_error("progress: must be from 0 to 1", out.task_id);
-            }
-            if (const auto* m = msg.if_contains("message"); m != nullptr && !m->is_null()) {
-                auto message = string_field(*m, "message");
-                if (!message) {
-                    return ws_decode_error{std::move(message).err(), out.task_id};
-                }
-                out.message = std::move(*message);
-            }
-            return ws_message{std::move(out)};
+            return ws_message{ws_in::progress_msg{std::move(*task_id), report->progress,
+                                                  std::move(report->message)}};
         }
         if (type == "complete") {
             ws_in::complete_msg out;
@@ -118,25 +106,12 @@ std::variant<ws_message, ws_decode_error> decode_ws_message(std::string_view tex
             }
             return ws_message{std::move(out)};
         }
-        ws_in::fail_msg out;
-        out.task_id = std::move(*task_id);
-        const auto* error = msg.if_contains("error");
-        if (error == nullptr || !error->is_string()) {
-            return decode_error("error: required string", out.task_id);
+        auto report = decode_fail_report(msg);
+        if (!report) {
+            return ws_decode_error{std::move(report).err(), std::move(*task_id)};
         }
-        auto reason = string_field(*error, "error");
-        if (!reason) {
-            return ws_decode_error{std::move(reason).err(), out.task_id};
-        }
-        out.error = std::move(*reason);
-        if (const auto* retryable = msg.if_contains("retryable");
-            retryable != nullptr && !retryable->is_null()) {
-            if (!retryable->is_bool()) {
-                return decode_error("retryable: must be a boolean", out.task_id);
-            }
-            out.retryable = retryable->get_bool();
-        }
-        return ws_message{std::move(out)};
+        return ws_message{
+            ws_in::fail_msg{std::move(*task_id), std::move(report->error), report->retryable}};
     }
     return decode_error("type: unknown message type \"" + std::string(type) + "\"");
 }

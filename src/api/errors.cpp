@@ -45,6 +45,8 @@ std::string_view error_code_for_status(unsigned status) {
             return "rate_limited";
         case 431:
             return "header_too_large";
+        case 501:
+            return "not_implemented";
         case 503:
             return "unavailable";
         default:

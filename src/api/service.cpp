@@ -81,7 +81,10 @@ void service::handle(http_request&& request, respond_fn done) {
     if (!lookup.match) {
         if (!lookup.allow.empty()) {
             auto response = error_response(405, "method_not_allowed",
-                                           "method " + std::string(to_string(request.method)) +
+                                           "method " +
+                                               (request.method == http_method::other
+                                                    ? request.method_name
+                                                    : std::string(to_string(request.method))) +
                                                " is not allowed here; allowed: " + lookup.allow);
             response.headers.emplace_back("Allow", lookup.allow);
             done(std::move(response));

@@ -245,7 +245,6 @@ void holder_operation(service_state& s, route_id id, std::string task_id, http_r
         done(error_from(body.err()));
         return;
     }
-    // A typo ("reslt", "retriable") is refused rather than silently dropped.
     static constexpr std::string_view k_progress[] = {"progress", "message"};
     static constexpr std::string_view k_complete[] = {"result"};
     static constexpr std::string_view k_fail[] = {"error", "retryable"};
@@ -254,12 +253,9 @@ void holder_operation(service_state& s, route_id id, std::string task_id, http_r
         : id == route_id::complete_task ? std::span<const std::string_view>(k_complete)
         : id == route_id::fail_task     ? std::span<const std::string_view>(k_fail)
                                         : std::span<const std::string_view>();
-    for (const auto& entry : *body) {
-        const std::string_view key(entry.key().data(), entry.key().size());
-        if (std::find(known.begin(), known.end(), key) == known.end()) {
-            done(error_response(400, "bad_request", std::string(key) + ": unknown field"));
-            return;
-        }
+    if (auto fields = refuse_unknown_fields(*body, known); !fields) {
+        done(error_from(fields.err()));
+        return;
     }
     s.authenticate_agent(
         request, {},
@@ -277,24 +273,12 @@ void holder_operation(service_state& s, route_id id, std::string task_id, http_r
                     s.engine.start(lease, now, answer_task(std::move(done)));
                     return;
                 case route_id::progress_task: {
-                    const auto* p = body.if_contains("progress");
-                    if (p == nullptr || !p->is_number() ||
-                        !(p->to_number<double>() >= 0 && p->to_number<double>() <= 1)) {
-                        done(error_response(400, "bad_request",
-                                            "progress: required number from 0 to 1"));
+                    auto report = decode_progress_report(body);
+                    if (!report) {
+                        done(error_from(report.err()));
                         return;
                     }
-                    std::string message;
-                    if (const auto* m = body.if_contains("message");
-                        m != nullptr && !m->is_null()) {
-                        auto text = string_field(*m, "message");
-                        if (!text) {
-                            done(error_from(text.err()));
-                            return;
-                        }
-                        message = std::move(*text);
-                    }
-                    s.engine.progress(lease, p->to_number<double>(), std::move(message), now,
+                    s.engine.progress(lease, report->progress, std::move(report->message), now,
                                       answer_task(std::move(done)));
                     return;
                 }
@@ -307,27 +291,12 @@ void holder_operation(service_state& s, route_id id, std::string task_id, http_r
                     return;
                 }
                 case route_id::fail_task: {
-                    const auto* error = body.if_contains("error");
-                    if (error == nullptr || !error->is_string()) {
-                        done(error_response(400, "bad_request", "error: required string"));
+                    auto report = decode_fail_report(body);
+                    if (!report) {
+                        done(error_from(report.err()));
                         return;
                     }
-                    auto reason = string_field(*error, "error");
-                    if (!reason) {
-                        done(error_from(reason.err()));
-                        return;
-                    }
-                    bool retryable = true;
-                    if (const auto* r = body.if_contains("retryable");
-                        r != nullptr && !r->is_null()) {
-                        if (!r->is_bool()) {
-                            done(
-                                error_response(400, "bad_request", "retryable: must be a boolean"));
-                            return;
-                        }
-                        retryable = r->get_bool();
-                    }
-                    s.engine.fail(lease, std::move(*reason), retryable, now,
+                    s.engine.fail(lease, std::move(report->error), report->retryable, now,
                                   answer_task(std::move(done)));
                     return;
                 }
@@ -385,6 +354,16 @@ void handle_task_route(service_state& s, const route_match& match, http_request&
             if (match.id == route_id::get_task) {
                 s.engine.get_task(match.param, answer_task(std::move(done)));
             } else if (match.id == route_id::cancel_task) {
+                // No body, or an empty object: anything else is a client's mistake to report.
+                auto body = parse_object(request.body, true);
+                if (!body) {
+                    done(error_from(body.err()));
+                    return;
+                }
+                if (auto fields = refuse_unknown_fields(*body, {}); !fields) {
+                    done(error_from(fields.err()));
+                    return;
+                }
                 s.engine.cancel(match.param, service_state::now(), answer_task(std::move(done)));
             } else {
                 list_tasks(s, request, std::move(done));

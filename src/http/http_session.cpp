@@ -3,11 +3,13 @@
 // session. Every failure the client caused is answered with the API's JSON error shape.
 
 #include <array>
+#include <ctime>
 #include <optional>
 #include <span>
 
 #include "http/transport_context.hpp"
 #include "pm_agent/api/errors.hpp"
+#include "pm_agent/http/request_framing.hpp"
 
 namespace pm_agent::http {
 namespace {
@@ -42,19 +44,34 @@ api::http_method parse_method(bhttp::verb verb) {
 }
 
 /// Beast request -> plain api request in one pass over the header fields (the body is moved,
-/// not copied).
+/// not copied), noting on the way what the framing checks need.
 api::http_request to_api_request(bhttp::request<bhttp::string_body>& req, const std::string& peer,
-                                 std::uint64_t connection_id) {
+                                 std::uint64_t connection_id, request_framing& framing) {
     api::http_request out;
     out.method = parse_method(req.method());
-    std::string_view target = req.target();
+    if (out.method == api::http_method::other) {
+        out.method_name = std::string(req.method_string());
+    }
+    const std::string_view target = origin_form(req.target());
     auto question = target.find('?');
     out.path = std::string(target.substr(0, question));
+    if (out.path.empty()) {
+        out.path = "/";
+    }
     if (question != std::string_view::npos) {
         out.query = std::string(target.substr(question + 1));
     }
+    framing.version = req.version();
     for (const auto& field : req) {
         switch (field.name()) {
+            case bhttp::field::host:
+                ++framing.host_fields;
+                break;
+            case bhttp::field::transfer_encoding:
+                if (framing.transfer_encoding_fields++ == 0) {
+                    framing.transfer_encoding = field.value();
+                }
+                break;
             case bhttp::field::authorization:
                 out.authorization = std::string(field.value());
                 break;
@@ -265,6 +282,22 @@ class http_session_handle final : public drainable {
     bool expired_ = false;
 };
 
+/// The Date header's value (RFC 9110 §6.6.1: an origin server with a clock sends one),
+/// formatted once a second per thread.
+std::string_view http_date() {
+    thread_local std::time_t formatted_second = -1;
+    thread_local std::array<char, 40> text{};
+    thread_local std::size_t length = 0;
+    const std::time_t now = std::time(nullptr);
+    if (now != formatted_second) {
+        std::tm utc{};
+        gmtime_r(&now, &utc);
+        length = std::strftime(text.data(), text.size(), "%a, %d %b %Y %H:%M:%S GMT", &utc);
+        formatted_second = now;
+    }
+    return {text.data(), length};
+}
+
 }  // namespace
 
 asio::awaitable<beast::error_code> write_response(tcp::socket& socket, api::http_response& response,
@@ -273,11 +306,13 @@ asio::awaitable<beast::error_code> write_response(tcp::socket& socket, api::http
     // The head is written by hand into one string and sent with the body in one gathered
     // write: Beast's fields and serializer cost several allocations per response.
     std::string head;
-    head.reserve(160 + request_id.size());
+    head.reserve(224 + request_id.size());
     head += http_version == 10 ? "HTTP/1.0 " : "HTTP/1.1 ";
     head += std::to_string(response.status);
     head.push_back(' ');
     head += bhttp::obsolete_reason(static_cast<bhttp::status>(response.status));
+    head += "\r\nDate: ";
+    head += http_date();
     if (response.status != 204) {  // RFC 9110 §8.6, §15.3.5: a 204 has no content headers
         head += "\r\nContent-Type: ";
         head += response.content_type;
@@ -430,7 +465,17 @@ asio::awaitable<void> run_http_session(transport_context& ctx, tcp::socket socke
         auto& req = parser.get();
         const unsigned version = req.version();
         const bool keep_alive = req.keep_alive();
-        auto request = to_api_request(req, peer, connection_id);
+        request_framing framing;
+        auto request = to_api_request(req, peer, connection_id, framing);
+        if (auto refusal = check_framing(framing)) {
+            // Where this request's body ended is in doubt: answer and close.
+            auto response = api::error_response(
+                refusal->status, api::error_code_for_status(refusal->status), refusal->message);
+            handle.set_busy(k_refusal_write_timeout);
+            co_await write_response(socket, response, version, false, false, request.request_id);
+            ctx.series_for(response.route, request.method, refusal->status).count->inc();
+            break;
+        }
         if (request.websocket_upgrade) {
             start_ws_session(ctx, std::move(socket), parser.release(), request, over_limit);
             co_return;

@@ -220,6 +220,18 @@ class Cancel(EngineRestTest):
         self.assertEqual(status, 200, body)
         self.assertEqual((body["id"], body["status"]), (task_id, "cancelled"))
 
+    def test_cancel_body_is_empty_or_an_empty_object(self):
+        task_id = submit_ok(self.server, {"type": "c"})
+        for body, field in (("{not json", None), ({"reason": "x"}, "reason"), ([], None)):
+            status, _, answer = self.server.request("POST", f"/api/v1/tasks/{task_id}/cancel",
+                                                    body)
+            assert_error(self, status, answer, 400, "bad_request")
+            if field:
+                self.assertIn(field, answer["error"]["message"])
+        self.assertEqual(get_task(self.server, task_id)["status"], "pending")  # nothing changed
+        status, _, answer = self.server.request("POST", f"/api/v1/tasks/{task_id}/cancel", {})
+        self.assertEqual((status, answer["status"]), (200, "cancelled"), answer)
+
     def test_cancel_of_a_finished_task_is_409(self):
         task_id = submit_ok(self.server, {"type": "c"})
         self.server.request("POST", f"/api/v1/tasks/{task_id}/cancel")

@@ -1,4 +1,5 @@
 """HTTP edges of the real binary: limits, deadlines, keep-alive, connection cap, error shape."""
+import email.utils
 import json
 import socket
 import time
@@ -129,6 +130,64 @@ class HttpEdges(unittest.TestCase):
         status, _, body = parse_raw_response(data)
         self.assertEqual(status, 400)
         assert_error_shape(self, json.loads(body), "bad_request")
+
+    def test_host_must_come_exactly_once_in_http11(self):
+        # RFC 9112 3.2: a server MUST answer 400 to an HTTP/1.1 request without a Host or
+        # with more than one; HTTP/1.0 has no such rule.
+        for head in (b"GET /health HTTP/1.1\r\n\r\n",
+                     b"GET /health HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"):
+            status, headers, body = parse_raw_response(self.server.raw(head))
+            self.assertEqual(status, 400, head)
+            self.assertEqual(headers.get("connection"), "close")
+            assert_error_shape(self, json.loads(body), "bad_request")
+            self.assertIn("Host", json.loads(body)["error"]["message"])
+        status, _, _ = parse_raw_response(self.server.raw(b"GET /health HTTP/1.0\r\n\r\n"))
+        self.assertEqual(status, 200)
+
+    def test_absolute_form_target_is_served(self):
+        # RFC 9112 3.2.2: a server MUST accept the absolute form.
+        status, _, body = parse_raw_response(self.server.raw(
+            b"GET http://x:1/api/v1/tasks?limit=1 HTTP/1.1\r\nHost: x:1\r\n"
+            b"Connection: close\r\n\r\n"))
+        self.assertEqual(status, 200, body)
+        self.assertIn("items", json.loads(body))
+
+    def test_transfer_coding_other_than_chunked_is_refused_and_nothing_is_created(self):
+        _, _, before = self.server.request("GET", "/api/v1/tasks?type=te-probe")
+        # "identity" leaves the body's length unknown (RFC 9112 6.3: 400 and close); before
+        # this check the body was parsed as the next request on the connection.
+        data = self.server.raw(
+            b"POST /api/v1/tasks HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: identity\r\n"
+            b"Content-Type: application/json\r\n\r\n{\"type\": \"te-probe\"}")
+        self.assertEqual(data.count(b"HTTP/1.1 "), 1, data)
+        status, headers, body = parse_raw_response(data)
+        self.assertEqual((status, headers.get("connection")), (400, "close"))
+        assert_error_shape(self, json.loads(body), "bad_request")
+        # A coding under chunked that we cannot decode: 501 (RFC 9112 6.1).
+        payload = b'{"type": "te-probe"}'
+        data = self.server.raw(
+            b"POST /api/v1/tasks HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n"
+            b"Content-Type: application/json\r\n\r\n%x\r\n%s\r\n0\r\n\r\n"
+            % (len(payload), payload))
+        status, _, body = parse_raw_response(data)
+        self.assertEqual(status, 501)
+        assert_error_shape(self, json.loads(body), "not_implemented")
+        _, _, after = self.server.request("GET", "/api/v1/tasks?type=te-probe")
+        self.assertEqual(after["items"], before["items"])
+
+    def test_responses_carry_a_date(self):
+        # RFC 9110 6.6.1: an origin server with a clock sends Date.
+        status, headers, _ = self.server.request("GET", "/health")
+        self.assertEqual(status, 200)
+        parsed = email.utils.parsedate_to_datetime(headers["date"])
+        self.assertLess(abs(parsed.timestamp() - time.time()), 5)
+        self.assertTrue(headers["date"].endswith(" GMT"), headers["date"])
+
+    def test_unknown_method_is_named_in_the_405(self):
+        status, headers, body = parse_raw_response(
+            self.server.raw(b"BREW /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"))
+        self.assertEqual(status, 405)
+        self.assertIn("method BREW", json.loads(body)["error"]["message"])
 
     def test_keep_alive_serves_many_requests_on_one_connection(self):
         c = self.server.conn()

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -56,6 +57,25 @@ store::result<std::int64_t> integer_field(const boost::json::value& v, std::stri
 store::result<double> number_field(const boost::json::value& v, std::string_view name);
 /// A field that must be a string.
 store::result<std::string> string_field(const boost::json::value& v, std::string_view name);
+
+// --- a holder's reports: the REST body, or the fields of the WebSocket message -----------
+
+struct progress_report {
+    double progress = 0;
+    std::string message;
+};
+struct fail_report {
+    std::string error;
+    bool retryable = true;
+};
+/// `progress` (required, 0..1) and `message`? of a progress report.
+store::result<progress_report> decode_progress_report(const boost::json::object& body);
+/// `error` (required) and `retryable`? of a failure report.
+store::result<fail_report> decode_fail_report(const boost::json::object& body);
+/// A REST body's fields must all be in `known`: a typo ("reslt", "retriable") is refused,
+/// naming it, rather than silently dropped.
+store::result<void> refuse_unknown_fields(const boost::json::object& body,
+                                          std::span<const std::string_view> known);
 
 // --- records -----------------------------------------------------------------------------
 

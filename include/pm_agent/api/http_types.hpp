@@ -20,6 +20,7 @@ std::string_view to_string(http_method m);
 /// transport, so a handler never walks a header list.
 struct http_request {
     http_method method = http_method::get;
+    std::string method_name;  ///< the method as sent, kept only when `method` is `other`
     std::string path;   ///< decoded path without the query
     std::string query;  ///< raw query string without '?'
     std::string authorization;
