@@ -14,6 +14,10 @@ using store::errc;
 
 /// WebSocket close codes of API.md.
 constexpr std::uint16_t k_close_policy = 1008;
+/// An extension (README): the agent connected again, and the newer connection is the one kept
+/// (as an MQTT broker takes a session over). Not 1008: a client must not take it for a
+/// revoked token.
+constexpr std::uint16_t k_close_replaced = 4001;
 /// Frames and pongs renew the agent's leases, but at most this often: a busy agent sends
 /// thousands of frames a second.
 constexpr auto k_liveness_interval = std::chrono::seconds(1);
@@ -117,6 +121,10 @@ class agent_ws_session final : public ws_session, public core::agent_sink {
     void deregistered() override {
         attached_ = false;
         connection_.close(k_close_policy, "agent deregistered");
+    }
+    void replaced() override {
+        attached_ = false;
+        connection_.close(k_close_replaced, "replaced by a newer connection of this agent");
     }
 
     void announce_drain() { send(ws_draining(k_reconnect_after_s)); }

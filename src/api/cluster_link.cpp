@@ -23,19 +23,24 @@ std::string message(std::string_view worker, std::string_view name) {
     return out;
 }
 
-std::optional<std::int64_t> read_millis(const redis::reply& r) {
-    if (r.kind != redis::reply::type::string) {
-        return std::nullopt;
-    }
+/// The unix milliseconds a text starts with ("1764800000000 w1" -> 1764800000000).
+std::optional<std::int64_t> leading_millis(std::string_view text) {
     std::int64_t ms = 0;
     std::size_t i = 0;
-    for (; i < r.str.size() && r.str[i] >= '0' && r.str[i] <= '9'; ++i) {
-        ms = ms * 10 + (r.str[i] - '0');
+    for (; i < text.size() && i < 18 && text[i] >= '0' && text[i] <= '9'; ++i) {
+        ms = ms * 10 + (text[i] - '0');
     }
     if (i == 0) {
         return std::nullopt;
     }
     return ms;
+}
+
+std::optional<std::int64_t> read_millis(const redis::reply& r) {
+    if (r.kind != redis::reply::type::string) {
+        return std::nullopt;
+    }
+    return leading_millis(r.str);
 }
 
 }  // namespace
@@ -80,13 +85,14 @@ cluster_link::~cluster_link() {
 
 void cluster_link::start() {
     redis_.subscribe(
-        {std::string(k_wake_channel), std::string(k_notice_channel), std::string(k_hunger_channel)},
+        {std::string(k_wake_channel), std::string(k_notice_channel), std::string(k_hunger_channel),
+         std::string(k_attached_channel)},
         [this, alive = alive_](std::string_view channel, std::string_view payload) {
             if (*alive) {
                 on_message(channel, payload);
             }
         },
-        [] { spdlog::info("event=redis_subscribed channels=\"pm:wake pm:notice pm:hungry\""); });
+        [] { spdlog::info("event=redis_subscribed channels=\"pm:wake pm:notice pm:hungry pm:attached\""); });
     arm_hunger_timer();
 }
 
@@ -125,6 +131,13 @@ void cluster_link::on_heartbeat(std::string_view agent_id,
     schedule_flush();
 }
 
+void cluster_link::on_attached(std::string_view agent_id,
+                                std::chrono::system_clock::time_point at) {
+    attached_[std::string(agent_id)] =
+        std::chrono::duration_cast<std::chrono::milliseconds>(at.time_since_epoch()).count();
+    schedule_flush();
+}
+
 void cluster_link::forget(std::string_view agent_id) {
     presence_.erase(std::string(agent_id));
     if (redis_.healthy()) {
@@ -153,6 +166,7 @@ void cluster_link::flush() {
         wakes_.clear();
         hungry_now_.clear();
         notice_agents_.clear();
+        attached_.clear();
         presence_.clear();
         return;
     }
@@ -192,6 +206,13 @@ void cluster_link::flush() {
                        ignore);
         published_.inc();
     }
+    for (const auto& [agent, ms] : attached_) {
+        redis_.command({"PUBLISH", std::string(k_attached_channel),
+                        message(worker_id_, std::to_string(ms) + " " + agent)},
+                       ignore);
+        published_.inc();
+    }
+    attached_.clear();
     for (const auto& [agent, ms] : presence_) {
         redis_.command({"SET", std::string(k_presence_prefix).append(agent),
                         std::to_string(ms) + " " + worker_id_, "EX", ttl_seconds_},
@@ -268,6 +289,14 @@ void cluster_link::on_message(std::string_view channel, std::string_view payload
         engine_.offer(name, now);
     } else if (channel == k_notice_channel) {
         engine_.deliver_notices(name, now);
+    } else if (channel == k_attached_channel) {
+        const auto space = name.find(' ');
+        const auto ms = leading_millis(name.substr(0, space));
+        if (space == std::string_view::npos || !ms) {
+            return;  // not ours
+        }
+        engine_.replaced_elsewhere(name.substr(space + 1),
+                                   store::time_point(std::chrono::milliseconds(*ms)));
     }
 }
 

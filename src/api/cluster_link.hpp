@@ -13,6 +13,9 @@
 //   messages every few milliseconds, each waking a worker to nothing);
 // - cancel notices: a task was taken from an agent connected elsewhere -> PUBLISH pm:notice;
 //   the worker holding the agent's WebSocket takes the notice and pushes `cancel`;
+// - takeovers: an agent's WebSocket attached here -> PUBLISH pm:attached "<unix ms> <agent>";
+//   a worker still holding an older connection of it closes that one (4001), so tasks are
+//   not pushed into a connection the agent has given up;
 // - presence: each heartbeat -> SET pm:presence:<agent> "<unix ms> <worker>" EX redis.ttl, so
 //   the exact heartbeat age is known without a PostgreSQL write per heartbeat.
 // Everything is collected during a loop turn and sent once at its end (one PUBLISH per queue
@@ -54,6 +57,7 @@ namespace pm_agent::api {
 inline constexpr std::string_view k_wake_channel = "pm:wake";
 inline constexpr std::string_view k_notice_channel = "pm:notice";
 inline constexpr std::string_view k_hunger_channel = "pm:hungry";
+inline constexpr std::string_view k_attached_channel = "pm:attached";
 /// How often a queue's waiting consumers are announced again, and how long an announcement
 /// counts: a lost message (a Redis reconnect) costs at most one repeat.
 inline constexpr std::chrono::milliseconds k_hunger_repeat{500};
@@ -85,6 +89,7 @@ class cluster_link {
     void on_unclaimed(std::string_view queue);
     void on_hungry(std::string_view queue);
     void on_notice_elsewhere(std::string_view agent_id);
+    void on_attached(std::string_view agent_id, std::chrono::system_clock::time_point at);
     void on_heartbeat(std::string_view agent_id, std::chrono::system_clock::time_point at);
     /// The agent is gone: its presence key is deleted.
     void forget(std::string_view agent_id);
@@ -121,6 +126,7 @@ class cluster_link {
     std::map<std::string, std::chrono::steady_clock::time_point, std::less<>> announced_at_;
     boost::asio::steady_timer hunger_timer_;
     std::set<std::string, std::less<>> notice_agents_;
+    std::unordered_map<std::string, std::int64_t> attached_;  // agent -> unix ms
     std::unordered_map<std::string, std::int64_t> presence_;  // agent -> unix ms
     bool flush_scheduled_ = false;
     std::shared_ptr<bool> alive_;

@@ -226,6 +226,12 @@ void service_state::on_notice_elsewhere(std::string_view agent_id) {
     }
 }
 
+void service_state::on_attached(std::string_view agent_id, store::time_point at) {
+    if (cluster) {
+        cluster->on_attached(agent_id, at);
+    }
+}
+
 std::optional<http_response> service_state::require(const http_request& request,
                                                     token_kind kind) const {
     const auto token = bearer_token(request.authorization);

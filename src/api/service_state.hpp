@@ -83,6 +83,7 @@ struct service_state : core::engine_observer {
     void on_unclaimed(std::string_view queue) override;
     void on_hungry(std::string_view queue) override;
     void on_notice_elsewhere(std::string_view agent_id) override;
+    void on_attached(std::string_view agent_id, store::time_point at) override;
 
     const config::config& cfg;
     metrics::registry& registry;

@@ -153,21 +153,27 @@ void engine::attach(std::string_view agent_id, agent_sink& sink, time_point now,
                 return done(std::move(r).err());
             }
             agent_state& a = s.ensure_agent(*r->record);
+            agent_sink* const stale = a.sink;  // the agent's older connection, if still open
             if (a.sink == nullptr) {
                 ++s.attached_;
                 s.store_.set_attached(id, true);
             }
             a.sink = sink;
+            a.attached_at = now;
             a.pushed_cancels.clear();  // pushed to an earlier connection
             a.credit = 0;              // API.md: 0 credit after `registered`
             if (s.observer_ != nullptr) {
                 s.observer_->on_heartbeat(*r->record, now);
+                s.observer_->on_attached(id, now);
             }
             s.serve(a, now);  // its long polls, if any
             s.refresh_deadline();
             done(r->record);
             // Cancels it missed while disconnected, after `registered`.
             s.push_notices(id, sink, r->cancel);
+            if (stale != nullptr) {
+                stale->replaced();
+            }
         });
 }
 
@@ -187,6 +193,18 @@ void engine::detach(std::string_view agent_id, const agent_sink& sink) {
     s.store_.set_attached(agent_id, false);
     s.update_activity(*a);
     s.maybe_forget(*a);
+}
+
+void engine::replaced_elsewhere(std::string_view agent_id, time_point attached_at) {
+    impl& s = *impl_;
+    agent_state* a = s.find_agent(agent_id);
+    // One that attached here since is the newer connection (messages take a while to come).
+    if (a == nullptr || a->sink == nullptr || a->attached_at >= attached_at) {
+        return;
+    }
+    agent_sink* const stale = a->sink;
+    detach(agent_id, *stale);  // may forget `a`
+    stale->replaced();
 }
 
 void engine::detach_too_slow(std::string_view agent_id, const agent_sink& sink, time_point now) {

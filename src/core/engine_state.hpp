@@ -47,6 +47,7 @@ struct agent_state {
     std::uint32_t running = 0;
     store::agent_status status = store::agent_status::online;
     agent_sink* sink = nullptr;
+    time_point attached_at{};  // when `sink` attached
     std::uint32_t credit = 0;
     std::vector<request_id> waiters;   // FIFO
     std::uint64_t waiting_demand = 0;  // sum of max_tasks over waiters

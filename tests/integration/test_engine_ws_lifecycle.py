@@ -1,5 +1,6 @@
 """WebSocket connection lifecycle of API.md: `draining` + close 1001 on SIGTERM, close 1013
-past the connection limit, close 4000 for a peer silent past heartbeat_timeout_s."""
+past the connection limit, close 4000 for a peer silent past heartbeat_timeout_s, close 4001
+for a connection its agent replaced by connecting again."""
 import base64
 import os
 import signal
@@ -8,7 +9,8 @@ import struct
 import time
 import unittest
 
-from engine_client import FAST_AGENTS, CLOSED, EngineWsTest, WsAgent, run, ws_agent
+from engine_client import (FAST_AGENTS, CLOSED, EngineWsTest, WsAgent, next_task,
+                           resume_ws_agent, run, submit_ok, ws_agent)
 from harness import Server
 
 
@@ -89,6 +91,25 @@ class ConnectionLimit(EngineWsTest):
         codes, took = run(scenario())
         self.assertEqual(codes, [1008, 1008])
         self.assertLess(took, FAST_AGENTS["heartbeat_timeout_s"] + 3)
+
+
+class Takeover(EngineWsTest):
+    def test_reconnecting_closes_the_older_connection_4001_and_tasks_go_to_the_new_one(self):
+        async def scenario():
+            old = await ws_agent(self.server, "phoenix")
+            await old.ready(1)
+            new = await resume_ws_agent(self.server, old.agent_id, old.token)
+            await new.expect("registered")
+            code = await old.closed()
+            await new.ready(1)
+            task_id = submit_ok(self.server, {"type": "after-takeover"})
+            task = await next_task(new)
+            await new.close()
+            return code, task_id, task["id"]
+
+        code, submitted, pushed = run(scenario())
+        self.assertEqual(code, 4001)
+        self.assertEqual(pushed, submitted)
 
 
 class Silence(EngineWsTest):

@@ -1,6 +1,7 @@
 """Through Redis, 2 workers act as one (scripts/stack.sh: PostgreSQL, Redis, nginx): a task
 submitted on worker 2 reaches an idle agent on worker 1 at once, a cancel sent to worker 2
-reaches the agent holding the task on worker 1 at once (the claim poll is 5 s and the ping
+reaches the agent holding the task on worker 1 at once, an agent reconnecting to worker 2
+has its older connection on worker 1 closed (4001) at once (the claim poll is 5 s and the ping
 interval 10 s, so nothing but Redis can explain either), one client hitting both workers is
 held to one shared limit; Redis stopped: serving continues, /ready degraded, the limit falls
 back to limit / 2 per worker; Redis back: ready again, wake-ups resume, no restart."""
@@ -8,7 +9,7 @@ import asyncio
 import time
 import unittest
 
-from engine_client import next_task, run, ws_agent, wait_until
+from engine_client import next_task, resume_ws_agent, run, ws_agent, wait_until
 from pg_harness import KeepAlive
 from stack_harness import Stack
 
@@ -96,6 +97,24 @@ class AcrossWorkers(unittest.TestCase):
             self.assertEqual(task["id"], body["task_id"])
             await agent.close()
         run(cancel_scenario(), timeout=30)
+
+    def test_1b_reconnecting_elsewhere_closes_the_older_connection(self):
+        # Before, worker 1 kept the stale connection (until the ping timeout, 30 s here) and
+        # pushed tasks into it that the agent never saw.
+        async def scenario():
+            old = await ws_agent(w1, "moving", queues=["moved"], max_concurrency=1)
+            await old.ready(1)
+            new = await resume_ws_agent(w2, old.agent_id, old.token)
+            await new.expect("registered")
+            code = await old.closed(timeout=PROMPT_S)
+            await new.ready(1)
+            status, _, body = await asyncio.to_thread(submit, w1, "moved")
+            self.assertEqual(status, 202)
+            task = await next_task(new, timeout=PROMPT_S)
+            self.assertEqual(task["id"], body["task_id"])
+            await new.close()
+            return code
+        self.assertEqual(run(scenario(), timeout=30), 4001)
 
     def test_2_rate_limit_is_shared_then_falls_back_then_recovers(self):
         self.assertEqual(ready_status(w1), {"status": "ready"})

@@ -23,6 +23,10 @@ class agent_sink {
     /// The agent was deregistered (by itself over REST or by an admin) and is detached: close
     /// the connection (policy close).
     virtual void deregistered() = 0;
+    /// A newer connection of the same agent attached, here or on another worker: this one is
+    /// stale (the agent lost it, or two processes share an id) and is detached already. Close
+    /// the connection, saying so (4001).
+    virtual void replaced() = 0;
 };
 
 }  // namespace pm_agent::core

@@ -87,6 +87,9 @@ class engine_observer {
     /// A task was taken from an agent that is not connected here (cancelled, or its lease
     /// ended): the store left it a cancel notice; the worker it is connected to should push it.
     virtual void on_notice_elsewhere(std::string_view agent_id) {}
+    /// The agent's WebSocket attached here at `at`: a connection of it on another worker is
+    /// stale (engine::replaced_elsewhere there).
+    virtual void on_attached(std::string_view agent_id, time_point at) {}
 };
 
 /// The answer to a registration.
@@ -227,6 +230,9 @@ class engine {
     /// Another worker left cancel notices for this agent: if its WebSocket is attached here,
     /// take them from the store (a heartbeat) and push `cancel` for each.
     void deliver_notices(std::string_view agent_id, time_point now);
+    /// The agent attached on another worker at `attached_at`: its connection here, if it
+    /// attached before then, is detached and closed (agent_sink::replaced).
+    void replaced_elsewhere(std::string_view agent_id, time_point attached_at);
     /// Long polls waiting.
     std::size_t waiting_requests() const;
     /// Agents the engine keeps dispatch state for (attached, polling, or online since it last

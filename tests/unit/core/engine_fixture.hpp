@@ -22,6 +22,7 @@ class fake_sink final : public agent_sink {
     void push_task(const store::task& task) override { tasks.push_back(task); }
     void push_cancel(std::string_view task_id) override { cancels.emplace_back(task_id); }
     void deregistered() override { ++deregistered_calls; }
+    void replaced() override { ++replaced_calls; }
 
     std::vector<std::string> task_ids() const {
         std::vector<std::string> ids;
@@ -34,6 +35,7 @@ class fake_sink final : public agent_sink {
     std::vector<store::task> tasks;
     std::vector<std::string> cancels;
     int deregistered_calls = 0;
+    int replaced_calls = 0;
 };
 
 /// The outcome of a long poll, filled when its callback runs.

@@ -133,6 +133,7 @@ class slow_sink final : public agent_sink {
     }
     void push_cancel(std::string_view) override {}
     void deregistered() override {}
+    void replaced() override {}
 
     std::string agent_id;
     std::vector<std::string> tasks;
@@ -179,6 +180,8 @@ TEST_F(engine_test, ADetachOfAReplacedConnectionIsIgnored) {
     fake_sink new_sink;
     const std::string a = add_ws_agent(old_sink, 0);
     engine_.attach(a, new_sink, now_, [](store::result<const store::agent*> r) { ASSERT_TRUE(r); });
+    EXPECT_EQ(old_sink.replaced_calls, 1);  // told to close: the newer connection is kept
+    EXPECT_EQ(new_sink.replaced_calls, 0);
     engine_.detach(a, old_sink);
     ASSERT_TRUE(engine_.ready(a, 1, now_));
     submit();

@@ -19,7 +19,12 @@ struct recording_observer final : engine_observer {
     void on_unclaimed(std::string_view queue) override { unclaimed.emplace_back(queue); }
     void on_hungry(std::string_view queue) override { hungry.emplace_back(queue); }
     void on_notice_elsewhere(std::string_view agent_id) override { notices.emplace_back(agent_id); }
-    ids heartbeats, unclaimed, hungry, notices;
+    void on_attached(std::string_view agent_id, time_point at) override {
+        attached.emplace_back(agent_id);
+        attached_at = at;
+    }
+    ids heartbeats, unclaimed, hungry, notices, attached;
+    time_point attached_at{};
 };
 
 }  // namespace
@@ -235,6 +240,38 @@ TEST_F(engine_workers_test, HeartbeatsAndAttachesAreReported) {
     const std::string a = add_ws_agent(sink, 1);
     ASSERT_TRUE(heartbeat(a));
     EXPECT_EQ(observer_a_.heartbeats, (ids{a, a}));
+}
+
+TEST_F(engine_workers_test, AnAttachOnAnotherWorkerClosesTheOlderConnectionHere) {
+    fake_sink here;
+    const std::string a = add_ws_agent(here, 1);
+    EXPECT_EQ(observer_a_.attached, ids{a});
+    // The agent reconnects to worker B; B's attach is announced to A (the Redis link).
+    fake_sink there;
+    const auto later = now_ + std::chrono::seconds(1);
+    other_.attach(a, there, later, [](store::result<const store::agent*> r) { ASSERT_TRUE(r); });
+    ASSERT_EQ(observer_b_.attached, ids{a});
+    engine_.replaced_elsewhere(a, observer_b_.attached_at);
+    EXPECT_EQ(here.replaced_calls, 1);
+    EXPECT_EQ(engine_.attached_agents(), 0u);
+    // Detached here: a task submitted on A is not pushed into the stale connection.
+    submit();
+    EXPECT_TRUE(here.tasks.empty());
+    // A late copy of the message is a no-op.
+    engine_.replaced_elsewhere(a, observer_b_.attached_at);
+    EXPECT_EQ(here.replaced_calls, 1);
+    EXPECT_EQ(there.replaced_calls, 0);
+}
+
+TEST_F(engine_workers_test, AnAttachElsewhereOlderThanTheConnectionHereChangesNothing) {
+    // The agent went to B, then came back to A before B's announcement arrived.
+    fake_sink here;
+    const std::string a = add_ws_agent(here, 1);
+    engine_.replaced_elsewhere(a, now_ - std::chrono::milliseconds(5));
+    EXPECT_EQ(here.replaced_calls, 0);
+    EXPECT_EQ(engine_.attached_agents(), 1u);
+    submit();
+    EXPECT_EQ(here.tasks.size(), 1u);
 }
 
 TEST_F(engine_workers_test, ALeaseEndedByAnotherWorkersReaperIsReportedForTheHolder) {
