@@ -1,6 +1,7 @@
 #include "pm_agent/ws/frame_codec.hpp"
 
 #include <algorithm>
+#include <utility>
 
 #include <zlib.h>
 
@@ -45,6 +46,9 @@ frame_decoder::header_status frame_decoder::read_header(std::string_view data, h
     } else if (length == 127) {
         if (data.size() < 10) {
             return header_status::need_more;
+        }
+        if ((static_cast<unsigned char>(data[2]) & 0x80) != 0) {
+            return header_status::bad;  // RFC 6455 §5.2: the top bit of a 64-bit length is 0
         }
         length = 0;
         for (int i = 0; i < 8; ++i) {
@@ -182,25 +186,83 @@ std::string deflate_message(std::string_view text) {
     return out;
 }
 
+namespace {
+
+std::string_view trim_spaces(std::string_view s) {
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
+        s.remove_prefix(1);
+    }
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) {
+        s.remove_suffix(1);
+    }
+    return s;
+}
+
+/// A window size parameter's value: 8 to 15, in decimal.
+bool window_bits(std::string_view value) {
+    int bits = 0;
+    for (char c : value) {
+        if (c < '0' || c > '9' || bits > 15) {
+            return false;
+        }
+        bits = bits * 10 + (c - '0');
+    }
+    return !value.empty() && bits >= 8 && bits <= 15;
+}
+
+/// Whether one offer's parameters (after "permessage-deflate") are ones this server can accept
+/// as k_deflate_response answers them (RFC 7692 §5: decline an offer with an unknown or
+/// repeated parameter or a bad value).
+bool acceptable_deflate_params(std::string_view params) {
+    bool seen_server_nct = false;
+    bool seen_client_nct = false;
+    bool seen_client_bits = false;
+    while (!params.empty()) {
+        const auto semicolon = params.find(';');
+        const auto param = trim_spaces(params.substr(0, semicolon));
+        params.remove_prefix(semicolon == std::string_view::npos ? params.size() : semicolon + 1);
+        const auto equals = param.find('=');
+        const auto name = trim_spaces(param.substr(0, equals));
+        auto value = equals == std::string_view::npos ? std::string_view()
+                                                      : trim_spaces(param.substr(equals + 1));
+        if (value.size() >= 2 && value.front() == '"' && value.back() == '"') {
+            value = value.substr(1, value.size() - 2);
+        }
+        const bool has_value = equals != std::string_view::npos;
+        auto once = [](bool& seen) { return !std::exchange(seen, true); };
+        if (name == "server_no_context_takeover" || name == "client_no_context_takeover") {
+            if (has_value ||
+                !once(name.front() == 's' ? seen_server_nct : seen_client_nct)) {
+                return false;
+            }
+        } else if (name == "client_max_window_bits") {
+            // A hint that the client can take a limit; our inflater takes any window.
+            if ((has_value && !window_bits(value)) || !once(seen_client_bits)) {
+                return false;
+            }
+        } else {
+            // server_max_window_bits would have to be echoed; anything else is unknown.
+            return false;
+        }
+    }
+    return true;
+}
+
+}  // namespace
+
 bool accepts_deflate_offer(std::string_view header) {
-    // Offers are comma-separated; parameters are ';'-separated.
+    // Offers are comma-separated, in the client's order of preference; the first acceptable
+    // permessage-deflate offer is taken.
     while (!header.empty()) {
         const auto comma = header.find(',');
-        std::string_view offer = header.substr(0, comma);
+        const std::string_view offer = header.substr(0, comma);
         header = comma == std::string_view::npos ? std::string_view() : header.substr(comma + 1);
         const auto semicolon = offer.find(';');
-        std::string_view name = offer.substr(0, semicolon);
-        while (!name.empty() && name.front() == ' ') {
-            name.remove_prefix(1);
-        }
-        while (!name.empty() && name.back() == ' ') {
-            name.remove_suffix(1);
-        }
-        if (name != "permessage-deflate") {
+        if (trim_spaces(offer.substr(0, semicolon)) != "permessage-deflate") {
             continue;
         }
-        // A demand on our window size would have to be echoed; decline such an offer.
-        if (offer.find("server_max_window_bits") == std::string_view::npos) {
+        if (semicolon == std::string_view::npos ||
+            acceptable_deflate_params(offer.substr(semicolon + 1))) {
             return true;
         }
     }

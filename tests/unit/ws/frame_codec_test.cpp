@@ -124,6 +124,8 @@ TEST(frame_decoder, protocol_errors) {
         {client_frame(0x01, "a") + client_frame(0x81, "b"), k_close_protocol_error},
         {client_frame(0x89, std::string(126, 'p')), k_close_protocol_error},
         {client_frame(0x81, std::string(2000, 'z')), k_close_too_big},
+        // A 64-bit length with its top bit set is malformed, not merely big.
+        {std::string("\x81\xFF\x80\0\0\0\0\0\0\x05", 10) + "mask", k_close_protocol_error},
         {client_frame(0x01, std::string(600, 'z')) + client_frame(0x80, std::string(600, 'z')),
          k_close_too_big},
         {client_frame(0x81, "\xC0\xAF"), k_close_invalid_payload},      // overlong
@@ -220,6 +222,21 @@ TEST(deflate, offer_parsing) {
     EXPECT_TRUE(accepts_deflate_offer("x-webkit, permessage-deflate"));
     EXPECT_FALSE(accepts_deflate_offer("permessage-deflate; server_max_window_bits=10"));
     EXPECT_FALSE(accepts_deflate_offer(""));
+    // RFC 7692 §5: an offer with an unknown or repeated parameter, or a bad value, is declined
+    // (a later acceptable offer may still be taken).
+    EXPECT_FALSE(accepts_deflate_offer("permessage-deflate; x_unknown"));
+    EXPECT_FALSE(accepts_deflate_offer("permessage-deflate; client_no_context_takeover=1"));
+    EXPECT_FALSE(accepts_deflate_offer(
+        "permessage-deflate; client_no_context_takeover; client_no_context_takeover"));
+    EXPECT_FALSE(accepts_deflate_offer("permessage-deflate; client_max_window_bits=16"));
+    EXPECT_FALSE(accepts_deflate_offer("permessage-deflate; client_max_window_bits=7"));
+    EXPECT_FALSE(accepts_deflate_offer("permessage-deflate; client_max_window_bits=abc"));
+    EXPECT_TRUE(accepts_deflate_offer("permessage-deflate; client_max_window_bits=\"10\""));
+    EXPECT_TRUE(accepts_deflate_offer(
+        "permessage-deflate; server_no_context_takeover; client_no_context_takeover"));
+    EXPECT_TRUE(accepts_deflate_offer(
+        "permessage-deflate; server_max_window_bits=10, permessage-deflate; "
+        "client_max_window_bits"));
 }
 
 }  // namespace
