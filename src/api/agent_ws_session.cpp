@@ -20,7 +20,7 @@ constexpr std::uint16_t k_close_policy = 1008;
 constexpr std::uint16_t k_close_replaced = 4001;
 /// Frames and pongs renew the agent's leases, but at most this often: a busy agent sends
 /// thousands of frames a second.
-constexpr auto k_liveness_interval = std::chrono::seconds(1);
+using core::k_liveness_interval;
 /// What `draining` tells agents: reconnect (to any worker) after about this long.
 constexpr std::int64_t k_reconnect_after_s = 1;
 

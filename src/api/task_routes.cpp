@@ -268,6 +268,7 @@ void holder_operation(service_state& s, route_id id, std::string task_id, http_r
             const std::string& agent_id = *who;
             const store::lease_ref lease{task_id, agent_id};
             const auto now = service_state::now();
+            s.engine.heard(agent_id, now);  // a REST agent reporting is not silent
             switch (id) {
                 case route_id::start_task:
                     s.engine.start(lease, now, answer_task(std::move(done)));

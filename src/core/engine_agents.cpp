@@ -195,6 +195,49 @@ void engine::detach(std::string_view agent_id, const agent_sink& sink) {
     s.maybe_forget(*a);
 }
 
+bool engine::impl::liveness_due(std::string_view agent_id, time_point now) {
+    auto [it, fresh] = heard_at_.try_emplace(std::string(agent_id), now);
+    if (!fresh && now - it->second < k_liveness_interval) {
+        return false;
+    }
+    it->second = now;
+    if (heard_at_.size() > heard_prune_at_) {
+        std::erase_if(heard_at_,
+                      [now](const auto& e) { return now - e.second >= k_liveness_interval; });
+        heard_prune_at_ = std::max<std::size_t>(1024, 2 * heard_at_.size());
+    }
+    return true;
+}
+
+void engine::impl::apply_heard(const store::agent& record, time_point now) {
+    if (observer_ != nullptr) {
+        observer_->on_heartbeat(record, now);  // its presence, as a heartbeat's
+    }
+    agent_state* a = find_agent(record.id);
+    if (a == nullptr) {
+        return;
+    }
+    const bool status_changed = a->status != record.status;
+    sync(*a, record);
+    clamp_credit(*a);
+    if (status_changed) {
+        serve(*a, now);  // back online: its polls may take work again
+        refresh_deadline();
+    }
+}
+
+void engine::heard(std::string_view agent_id, time_point now) {
+    impl& s = *impl_;
+    if (!s.liveness_due(agent_id, now)) {
+        return;
+    }
+    s.store_.renew_liveness(agent_id, now, [&s, now](store::result<const store::agent*> r) {
+        if (r) {
+            s.apply_heard(**r, now);
+        }
+    });
+}
+
 void engine::replaced_elsewhere(std::string_view agent_id, time_point attached_at) {
     impl& s = *impl_;
     agent_state* a = s.find_agent(agent_id);

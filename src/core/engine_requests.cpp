@@ -92,8 +92,11 @@ request_id engine::request_tasks(std::string_view agent_id, std::size_t max_task
     s.waiter_deadlines_.emplace(w.deadline, id);
     // Read from the store even for an agent known here: on a store shared by workers its
     // tasks may have ended on another one (a REST agent behind nginx completes wherever its
-    // request lands), and a stale running count here would leave the poll without room.
-    s.store_.get_agent(agent_id, [&s, id, now](store::result<const store::agent*> r) {
+    // request lands), and a stale running count here would leave the poll without room. The
+    // request counts as liveness on the way (an agent that polls is not silent; one taken
+    // offline comes back).
+    s.liveness_due(agent_id, now);
+    s.store_.renew_liveness(agent_id, now, [&s, id, now](store::result<const store::agent*> r) {
         if (!s.waiters_.contains(id)) {
             return;  // abandoned meanwhile
         }
@@ -101,6 +104,9 @@ request_id engine::request_tasks(std::string_view agent_id, std::size_t max_task
             task_list_callback cb = s.remove_waiter(id);
             cb(std::move(r).err());
             return;
+        }
+        if (s.observer_ != nullptr) {
+            s.observer_->on_heartbeat(**r, now);
         }
         s.start_request(s.ensure_agent(**r), id, now);
     });

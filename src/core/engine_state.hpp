@@ -145,6 +145,14 @@ struct engine::impl {
     // attach() calls whose store round trip is still in flight: a detach() meanwhile cancels
     // the attach, so a closed connection's sink is never installed.
     std::unordered_map<std::string, agent_sink*> attaching_;
+    // When each REST agent's calls last counted as liveness (engine::heard), pruned once it
+    // doubles past heard_prune_at_.
+    std::unordered_map<std::string, time_point> heard_at_;
+    std::size_t heard_prune_at_ = 1024;
+    /// Whether a call of the agent at `now` should count as liveness (and notes that it does).
+    bool liveness_due(std::string_view agent_id, time_point now);
+    /// The store's record of an agent just heard from, applied here.
+    void apply_heard(const store::agent& record, time_point now);
     std::unordered_map<request_id, waiter> waiters_;
     std::set<std::pair<time_point, request_id>> waiter_deadlines_;
     request_id next_request_ = 1;

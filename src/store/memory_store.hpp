@@ -78,6 +78,8 @@ class memory_store final : public store {
     void list_agents(agent_filter filter, callback<agent_page> done) override;
     void heartbeat(std::string_view agent_id, std::optional<agent_status> status, time_point now,
                    callback<heartbeat_outcome> done) override;
+    void renew_liveness(std::string_view agent_id, time_point now,
+                        callback<const agent*> done) override;
     void deregister_agent(std::string_view agent_id, time_point now,
                           callback<std::vector<released_task>> done) override;
     void release_agent_tasks(std::string_view agent_id, time_point now,
@@ -88,6 +90,9 @@ class memory_store final : public store {
     std::uint64_t visible_epoch() const override { return 0; }
 
   private:
+    /// What heartbeat and renew_liveness share: the agent heard at `now`. Whether it was
+    /// offline.
+    bool hear(agent_rec& rec, std::optional<agent_status> status, time_point now);
     task_rec* find_task(std::string_view id);
     task_rec* find_task_by_key(std::string_view key);
     agent_rec* find_agent(std::string_view id);

@@ -68,29 +68,43 @@ void memory_store::heartbeat(std::string_view agent_id, std::optional<agent_stat
     if (status == agent_status::offline) {
         return done(error{errc::bad_request, "status: must be online or draining"});
     }
-    const bool was_offline = rec->a.status == agent_status::offline;
-    const time_point deadline = now + agents_cfg_.heartbeat_timeout;
-    if (was_offline) {
-        heartbeat_deadlines_.emplace(deadline, rec->a.seq);
-    } else {
-        auto node = heartbeat_deadlines_.extract({rec->heartbeat_deadline, rec->a.seq});
-        node.value().first = deadline;
-        heartbeat_deadlines_.insert(std::move(node));
-    }
-    rec->heartbeat_deadline = deadline;
-    rec->a.last_heartbeat = now;
-    if (status) {
-        set_agent_status(*rec, *status);
-    } else if (was_offline) {
-        set_agent_status(*rec, agent_status::online);
-    }
-    renew_leases(*rec, now);
     heartbeat_outcome out;
+    out.came_online = hear(*rec, status, now);
     out.record = &rec->a;
     out.cancel = std::move(rec->notices);
     rec->notices.clear();
-    out.came_online = was_offline;
     done(std::move(out));
+}
+
+void memory_store::renew_liveness(std::string_view agent_id, time_point now,
+                                  callback<const agent*> done) {
+    agent_rec* rec = find_agent(agent_id);
+    if (rec == nullptr) {
+        return done(error{errc::not_found, "no such agent"});
+    }
+    hear(*rec, std::nullopt, now);
+    done(&rec->a);
+}
+
+bool memory_store::hear(agent_rec& rec, std::optional<agent_status> status, time_point now) {
+    const bool was_offline = rec.a.status == agent_status::offline;
+    const time_point deadline = now + agents_cfg_.heartbeat_timeout;
+    if (was_offline) {
+        heartbeat_deadlines_.emplace(deadline, rec.a.seq);
+    } else {
+        auto node = heartbeat_deadlines_.extract({rec.heartbeat_deadline, rec.a.seq});
+        node.value().first = deadline;
+        heartbeat_deadlines_.insert(std::move(node));
+    }
+    rec.heartbeat_deadline = deadline;
+    rec.a.last_heartbeat = now;
+    if (status) {
+        set_agent_status(rec, *status);
+    } else if (was_offline) {
+        set_agent_status(rec, agent_status::online);
+    }
+    renew_leases(rec, now);
+    return was_offline;
 }
 
 std::vector<released_task> memory_store::release_all(agent_rec& rec, release_reason why,

@@ -311,6 +311,33 @@ class Liveness(EngineRestTest):
         task = get_task(self.server, task_id)
         self.assertEqual((task["status"], task["agent_id"]), ("assigned", a_id))
 
+    def test_progress_reports_and_polls_keep_a_rest_agent_alive_without_heartbeats(self):
+        # API.md: offline means silent past heartbeat_timeout_s. An agent reporting progress
+        # on one task while it polls for more is not silent (it used to go offline after 2 s
+        # here and lose its task). Cancel notices stay for its heartbeat.
+        a_id, a_token = register_rest_agent(self.server, "busy", max_concurrency=2)
+        task_id = submit_ok(self.server, {"type": "held"})
+        self.take_one(a_id, a_token)
+        for i in range(8):  # 4 s: past heartbeat_timeout_s (2) and lease_timeout_s (3)
+            time.sleep(0.5)
+            if i % 2:
+                status, body = self.request_tasks(a_id, a_token)
+            else:
+                status, _, body = self.server.request(
+                    "POST", f"/api/v1/tasks/{task_id}/progress", {"progress": i / 10},
+                    token=a_token)
+            self.assertEqual(status, 200, body)
+        self.assertEqual(self.agent_status(a_id), "online")
+        task = get_task(self.server, task_id)
+        self.assertEqual((task["status"], task["agent_id"]), ("running", a_id))
+        status, _, _ = self.server.request("POST", f"/api/v1/tasks/{task_id}/cancel")
+        self.assertEqual(status, 200)
+        status, body = self.request_tasks(a_id, a_token)  # counts, but takes no notice
+        self.assertEqual(status, 200, body)
+        status, _, body = self.server.request("POST", f"/api/v1/agents/{a_id}/heartbeat", {},
+                                              token=a_token)
+        self.assertEqual((status, body["cancel"]), (200, [task_id]))
+
     def test_draining_agent_gets_no_new_tasks(self):
         a_id, a_token = register_rest_agent(self.server, "leaving")
         status, _, body = self.server.request("POST", f"/api/v1/agents/{a_id}/heartbeat",

@@ -92,6 +92,10 @@ class engine_observer {
     virtual void on_attached(std::string_view agent_id, time_point at) {}
 };
 
+/// An agent's calls count as liveness at most this often: a busy agent makes thousands a
+/// second, and one renewal a second keeps it as alive as a heartbeat would.
+inline constexpr auto k_liveness_interval = std::chrono::seconds(1);
+
 /// The answer to a registration.
 struct registration {
     const store::agent* agent = nullptr;
@@ -230,6 +234,11 @@ class engine {
     /// Another worker left cancel notices for this agent: if its WebSocket is attached here,
     /// take them from the store (a heartbeat) and push `cancel` for each.
     void deliver_notices(std::string_view agent_id, time_point now);
+    /// A REST agent's call that is neither a heartbeat nor a task request (start, progress,
+    /// complete, fail) counts as liveness, at most once per k_liveness_interval: API.md ties
+    /// liveness to silence, and an agent busy reporting on its tasks is not silent. Its cancel
+    /// notices stay for its next heartbeat (store::renew_liveness).
+    void heard(std::string_view agent_id, time_point now);
     /// The agent attached on another worker at `attached_at`: its connection here, if it
     /// attached before then, is detached and closed (agent_sink::replaced).
     void replaced_elsewhere(std::string_view agent_id, time_point attached_at);

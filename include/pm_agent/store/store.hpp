@@ -213,6 +213,11 @@ class store {
     /// hands over its cancel notices.
     virtual void heartbeat(std::string_view agent_id, std::optional<agent_status> status,
                            time_point now, callback<heartbeat_outcome> done) = 0;
+    /// Liveness from an agent's other calls (a REST task request, start, progress, complete,
+    /// fail): as a heartbeat without a status, except that its cancel notices stay for its
+    /// next heartbeat, whose answer is where a REST agent reads them. The agent's record.
+    virtual void renew_liveness(std::string_view agent_id, time_point now,
+                                callback<const agent*> done) = 0;
     /// This worker now holds (true) or no longer holds (false) the agent's WebSocket. A store
     /// shared by workers lets the holding worker's own liveness stand for the agent's while it
     /// is attached, so an idle fleet costs no row write per agent; on detach the agent's last

@@ -57,6 +57,14 @@ constexpr const char* k_renew_heartbeats =
     "GREATEST(a.lease_expires_at, pm_ts(i.now) + $3 * interval '1 millisecond') END "
     "FROM i JOIN lk ON lk.id = i.id WHERE a.id = i.id";
 
+// $1 agent, $2 now, $3 lease ms: a heartbeat that leaves the notices (renew_liveness).
+constexpr const char* k_renew_liveness =
+    "UPDATE pm_agents a SET last_heartbeat = GREATEST(a.last_heartbeat, pm_ts($2)), status = "
+    "CASE WHEN a.status = 'offline' THEN 'online' ELSE a.status END, lease_expires_at = CASE "
+    "WHEN a.lease_expires_at IS NOT NULL OR EXISTS (SELECT 1 FROM pm_tasks h WHERE h.agent_id = "
+    "a.id AND h.status IN ('assigned', 'running')) THEN GREATEST(a.lease_expires_at, pm_ts($2) + "
+    "$3 * interval '1 millisecond') END WHERE a.id = $1 RETURNING " PM_AGENT_COLUMNS("a");
+
 // $1 worker, $2 now: this worker is alive, and so are the agents attached to it.
 constexpr const char* k_worker_seen =
     "INSERT INTO pm_workers (name, last_seen) VALUES ($1, pm_ts($2)) ON CONFLICT (name) DO "
@@ -131,6 +139,51 @@ void postgres_store::heartbeat_light(std::vector<pending_heartbeat> group) {
         }
     };
     queued_.push_front(std::move(o));
+}
+
+void postgres_store::renew_liveness(std::string_view agent_id, time_point now,
+                                    callback<const agent*> done) {
+    latest_now_ = std::max(latest_now_, now);
+    std::string id(agent_id);
+    auto written = written_heartbeats_.find(id);
+    if (options_.heartbeat_write_interval.count() > 0 && written != written_heartbeats_.end() &&
+        now - written->second < options_.heartbeat_write_interval) {
+        // Written lately: kept back like a light heartbeat, for renew_heartbeats() to write.
+        // The record is read as a task request read it before; an agent taken offline
+        // meanwhile (by another worker's reaper) takes the write below instead.
+        get_agent(id, [this, alive = alive_, id, now,
+                       done = std::move(done)](result<const agent*> r) mutable {
+            if (!r || !*alive) {
+                return done(std::move(r));
+            }
+            if ((*r)->status == agent_status::offline) {
+                written_heartbeats_.erase(id);
+                return renew_liveness(id, now, std::move(done));
+            }
+            time_point& latest = unwritten_heartbeats_[id];
+            latest = std::max(latest, now);
+            agent a = **r;
+            a.last_heartbeat = std::max(a.last_heartbeat, now);
+            done(&a);
+        });
+        return;
+    }
+    op o;
+    o.statements.push_back(
+        {"pm_renew_liveness", k_renew_liveness, {id, micros(now), lease_millis(agents_cfg_)}});
+    auto cb = std::make_shared<callback<const agent*>>(std::move(done));
+    o.on_rows = [this, alive = alive_, id = std::move(id), now, cb](std::span<pg::rows> r) {
+        if (r[0].size() == 0) {
+            return (*cb)(error{errc::not_found, "no such agent"});
+        }
+        if (*alive && options_.heartbeat_write_interval.count() > 0) {
+            note_written(id, now);
+        }
+        const agent a = read_agent(r[0], 0);
+        (*cb)(&a);
+    };
+    o.on_error = [cb](error e, const pg::failure*) { (*cb)(std::move(e)); };
+    enqueue(std::move(o));
 }
 
 void postgres_store::renew_heartbeats(time_point now) {

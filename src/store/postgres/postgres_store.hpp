@@ -79,6 +79,8 @@ class postgres_store final : public store {
     void list_agents(agent_filter filter, callback<agent_page> done) override;
     void heartbeat(std::string_view agent_id, std::optional<agent_status> status, time_point now,
                    callback<heartbeat_outcome> done) override;
+    void renew_liveness(std::string_view agent_id, time_point now,
+                        callback<const agent*> done) override;
     void deregister_agent(std::string_view agent_id, time_point now,
                           callback<std::vector<released_task>> done) override;
     void release_agent_tasks(std::string_view agent_id, time_point now,

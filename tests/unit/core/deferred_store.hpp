@@ -66,6 +66,8 @@ class deferred_store final : public ps::store {
     void list_agents(ps::agent_filter filter, ps::callback<ps::agent_page> done) override;
     void heartbeat(std::string_view agent_id, std::optional<ps::agent_status> status,
                    ps::time_point now, ps::callback<ps::heartbeat_outcome> done) override;
+    void renew_liveness(std::string_view agent_id, ps::time_point now,
+                        ps::callback<const ps::agent*> done) override;
     void deregister_agent(std::string_view agent_id, ps::time_point now,
                           ps::callback<std::vector<ps::released_task>> done) override;
     void release_agent_tasks(std::string_view agent_id, ps::time_point now,

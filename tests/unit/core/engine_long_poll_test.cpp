@@ -132,3 +132,49 @@ TEST_F(engine_test, RestHolderLearnsOfACancelInItsHeartbeat) {
 }
 
 }  // namespace pm_agent::core::testing
+
+namespace pm_agent::core::testing {
+
+namespace {
+store::agent_status status_of(store::store& st, const std::string& agent_id) {
+    store::agent_status status = store::agent_status::offline;
+    st.get_agent(agent_id, [&](store::result<const store::agent*> r) {
+        ASSERT_TRUE(r);
+        status = (*r)->status;
+    });
+    return status;
+}
+}  // namespace
+
+// API.md: an agent silent past heartbeat_timeout_s (45 s here) is offline. A REST agent that
+// polls and reports on its task without POST /heartbeat is not silent.
+TEST_F(engine_test, ARestAgentsReportsKeepItAliveWithoutHeartbeats) {
+    const std::string a = add_agent();
+    const std::string t = submit();
+    ASSERT_EQ(poll(a, 1, milliseconds(0))->tasks.size(), 1u);
+    advance_s(30);
+    engine_.heard(a, now_);  // e.g. its progress report
+    advance_s(30);           // 60 s after its registration, 30 s after the report
+    EXPECT_EQ(status_of(*store_, a), store::agent_status::online);
+    EXPECT_EQ(get(t)->status, task_status::assigned);  // its lease was renewed too
+    advance_s(16);  // 46 s of silence
+    EXPECT_EQ(status_of(*store_, a), store::agent_status::offline);
+    EXPECT_EQ(get(t)->status, task_status::pending);
+}
+
+TEST_F(engine_test, ATaskRequestCountsAsLivenessAndBringsAnOfflineAgentBack) {
+    const std::string a = add_agent();
+    advance_s(40);
+    EXPECT_TRUE(poll(a, 1, milliseconds(0))->answered);
+    advance_s(40);  // 80 s after registration, 40 s after the poll
+    EXPECT_EQ(status_of(*store_, a), store::agent_status::online);
+    advance_s(10);
+    ASSERT_EQ(status_of(*store_, a), store::agent_status::offline);
+    const std::string t = submit();
+    auto r = poll(a, 1, milliseconds(0));  // back online, and served at once
+    ASSERT_EQ(r->tasks.size(), 1u);
+    EXPECT_EQ(r->tasks[0].id, t);
+    EXPECT_EQ(status_of(*store_, a), store::agent_status::online);
+}
+
+}  // namespace pm_agent::core::testing

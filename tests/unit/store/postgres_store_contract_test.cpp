@@ -485,66 +485,67 @@ TEST(postgres_group_commit, JoinedHeartbeatsAndCompletionsAnswerEachCaller) {
 
 namespace pm_agent::store::testing {
 
-// heartbeat_write_interval: heartbeats within the interval write nothing (the stored
-// last_heartbeat stays), still hand over cancel notices, and the next reap after the interval
-// writes the latest one.
-TEST(postgres_heartbeats, CoalescedHeartbeatsWriteOncePerIntervalAndStillTakeNotices) {
-    const config::queue_config q;
-    config::agents_config a;
-    a.heartbeat_timeout = std::chrono::seconds(45);
-    postgres_options options;
-    options.poll_interval = std::chrono::milliseconds(0);
-    options.heartbeat_write_interval = std::chrono::seconds(5);
-    auto st = make_postgres_with(q, a, options);
-    if (!st) {
-        GTEST_SKIP() << "PM_AGENT_TEST_DATABASE_URL is not set";
+/// A store with heartbeat_write_interval = 5 s, agent a_1 holding task t_1 claimed at t0.
+class postgres_coalescing : public ::testing::Test {
+  protected:
+    void SetUp() override {
+        config::agents_config a;
+        a.heartbeat_timeout = std::chrono::seconds(45);
+        postgres_options options;
+        options.poll_interval = std::chrono::milliseconds(0);
+        options.heartbeat_write_interval = std::chrono::seconds(5);
+        st = make_postgres_with(config::queue_config{}, a, options);
+        if (!st) {
+            GTEST_SKIP() << "PM_AGENT_TEST_DATABASE_URL is not set";
+        }
+        new_agent spec;
+        spec.id = "a_1";
+        spec.name = "w";
+        spec.queues = {"default"};
+        spec.max_concurrency = 4;
+        ++pending;
+        st->register_agent(std::move(spec), t0, [&](result<const agent*> r) {
+            EXPECT_TRUE(r);
+            --pending;
+        });
+        std::vector<new_task> tasks(1);
+        tasks[0].id = "t_1";
+        tasks[0].queue = "default";
+        tasks[0].type = "work";
+        tasks[0].max_attempts = 3;
+        ++pending;
+        st->submit(std::move(tasks), t0, [&](result<std::span<const submitted>> r) {
+            EXPECT_TRUE(r);
+            --pending;
+        });
+        wait();
+        ++pending;
+        st->claim("a_1", 1, t0, [&](result<claim_outcome> r) {
+            ASSERT_TRUE(r);
+            EXPECT_EQ(r->tasks.size(), 1u);
+            --pending;
+        });
+        wait();
     }
-    const time_point t0 = time_point(std::chrono::hours(24 * 365 * 50));
-    int pending = 0;
-    auto wait = [&] { run_postgres(*st, [&] { return pending == 0; }); };
-    auto stored_heartbeat = [&] {
+
+    void wait() {
+        run_postgres(*st, [&] { return pending == 0; });
+    }
+    static std::string stored_heartbeat() {
         PGconn* c = PQconnectdb(database_url());
         const std::string v =
             postgres::exec_text_for_tests(c, "SELECT pm_us(last_heartbeat) FROM pm_agents");
         PQfinish(c);
         return v;
-    };
-    auto micros_of = [](time_point t) {
+    }
+    static std::string micros_of(time_point t) {
         return std::to_string(
                    std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch())
                        .count()) +
                "\n";
-    };
-    new_agent spec;
-    spec.id = "a_1";
-    spec.name = "w";
-    spec.queues = {"default"};
-    spec.max_concurrency = 4;
-    ++pending;
-    st->register_agent(std::move(spec), t0, [&](result<const agent*> r) {
-        EXPECT_TRUE(r);
-        --pending;
-    });
-    std::vector<new_task> tasks(1);
-    tasks[0].id = "t_1";
-    tasks[0].queue = "default";
-    tasks[0].type = "work";
-    tasks[0].max_attempts = 3;
-    ++pending;
-    st->submit(std::move(tasks), t0, [&](result<std::span<const submitted>> r) {
-        EXPECT_TRUE(r);
-        --pending;
-    });
-    wait();
-    ++pending;
-    st->claim("a_1", 1, t0, [&](result<claim_outcome> r) {
-        ASSERT_TRUE(r);
-        EXPECT_EQ(r->tasks.size(), 1u);
-        --pending;
-    });
-    wait();
-    std::vector<std::string> cancels;
-    auto beat = [&](time_point at) {
+    }
+    /// A heartbeat at `at`; the cancels it hands over are appended to `cancels`.
+    void beat(time_point at) {
         ++pending;
         st->heartbeat("a_1", std::nullopt, at, [&, at](result<heartbeat_outcome> r) {
             ASSERT_TRUE(r) << r.err().message;
@@ -555,33 +556,75 @@ TEST(postgres_heartbeats, CoalescedHeartbeatsWriteOncePerIntervalAndStillTakeNot
             --pending;
         });
         wait();
-    };
+    }
+    void cancel_task() {
+        ++pending;
+        st->cancel("t_1", t0 + std::chrono::seconds(3), [&](result<cancel_outcome> r) {
+            EXPECT_TRUE(r && r->was_held);
+            --pending;
+        });
+        wait();
+    }
+    /// A reap at t0 + 5 s, then waits until the stored heartbeat is no longer `before`.
+    void reap_and_await_renewal(time_point before) {
+        ++pending;
+        st->reap(t0 + std::chrono::seconds(5), [&](result<reap_outcome> r) {
+            EXPECT_TRUE(r);
+            --pending;
+        });
+        wait();
+        run_postgres(*st, [&] { return stored_heartbeat() != micros_of(before); });
+    }
+
+    const time_point t0 = time_point(std::chrono::hours(24 * 365 * 50));
+    std::unique_ptr<store> st;
+    int pending = 0;
+    std::vector<std::string> cancels;
+};
+
+// heartbeat_write_interval: heartbeats within the interval write nothing (the stored
+// last_heartbeat stays), still hand over cancel notices, and the next reap after the interval
+// writes the latest one.
+TEST_F(postgres_coalescing, CoalescedHeartbeatsWriteOncePerIntervalAndStillTakeNotices) {
     const auto t1 = t0 + std::chrono::seconds(1);
     beat(t1);  // the first from this worker: written
     EXPECT_EQ(stored_heartbeat(), micros_of(t1));
     beat(t0 + std::chrono::seconds(2));
     beat(t0 + std::chrono::seconds(3));
     EXPECT_EQ(stored_heartbeat(), micros_of(t1));  // not written
-    ++pending;
-    st->cancel("t_1", t0 + std::chrono::seconds(3), [&](result<cancel_outcome> r) {
-        EXPECT_TRUE(r && r->was_held);
-        --pending;
-    });
-    wait();
-    const auto t4 = t0 + std::chrono::seconds(4);
-    beat(t4);
+    cancel_task();
+    beat(t0 + std::chrono::seconds(4));
     EXPECT_EQ(cancels, std::vector<std::string>{"t_1"});  // the notice, on the light path
     beat(t0 + std::chrono::milliseconds(4500));
     EXPECT_EQ(cancels.size(), 1u);  // taken once
     // The renewal: one statement at the first reap, then not before the interval has passed.
-    ++pending;
-    st->reap(t0 + std::chrono::seconds(5), [&](result<reap_outcome> r) {
-        EXPECT_TRUE(r);
-        --pending;
-    });
-    wait();
-    run_postgres(*st, [&] { return stored_heartbeat() != micros_of(t1); });
+    reap_and_await_renewal(t1);
     EXPECT_EQ(stored_heartbeat(), micros_of(t0 + std::chrono::milliseconds(4500)));
+}
+
+// renew_liveness (a REST agent's other calls) coalesces like a heartbeat: written at once
+// the first time, then kept back for the renewal; the cancel notices stay meanwhile.
+TEST_F(postgres_coalescing, RenewedLivenessIsCoalescedAndLeavesTheNotices) {
+    auto renew = [&](time_point at) {
+        ++pending;
+        st->renew_liveness("a_1", at, [&, at](result<const agent*> r) {
+            ASSERT_TRUE(r) << r.err().message;
+            EXPECT_EQ((*r)->last_heartbeat, at);
+            --pending;
+        });
+        wait();
+    };
+    const auto t1 = t0 + std::chrono::seconds(1);
+    renew(t1);
+    EXPECT_EQ(stored_heartbeat(), micros_of(t1));  // written: nothing to coalesce with yet
+    cancel_task();
+    const auto t4 = t0 + std::chrono::seconds(4);
+    renew(t4);
+    EXPECT_EQ(stored_heartbeat(), micros_of(t1));  // kept back
+    reap_and_await_renewal(t1);
+    EXPECT_EQ(stored_heartbeat(), micros_of(t4));
+    beat(t0 + std::chrono::milliseconds(4500));
+    EXPECT_EQ(cancels, std::vector<std::string>{"t_1"});  // left for the heartbeat
 }
 
 // While a reap is in flight nothing is due: a due time in the past would fire the worker's

@@ -152,6 +152,7 @@ class store_contract : public ::testing::TestWithParam<store_factory> {
     result<agent_page> list_agents(agent_filter filter);
     result<heartbeat_copy> heartbeat(std::string_view agent_id, std::optional<agent_status> status,
                                      time_point now);
+    result<agent> renew_liveness(std::string_view agent_id, time_point now);
     result<std::vector<released_task>> deregister(std::string_view agent_id, time_point now);
     result<std::vector<released_task>> release_agent_tasks(std::string_view agent_id,
                                                            time_point now);

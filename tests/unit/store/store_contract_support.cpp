@@ -157,6 +157,12 @@ result<heartbeat_copy> store_contract::heartbeat(std::string_view agent_id,
         });
 }
 
+result<agent> store_contract::renew_liveness(std::string_view agent_id, time_point now) {
+    return await<agent, const agent*>(
+        [&](auto cb) { store_->renew_liveness(agent_id, now, std::move(cb)); },
+        [](const agent* p) { return *p; });
+}
+
 result<std::vector<released_task>> store_contract::deregister(std::string_view agent_id,
                                                               time_point now) {
     return await<std::vector<released_task>, std::vector<released_task>>(

@@ -115,6 +115,35 @@ TEST_P(store_contract, SilentAgentGoesOfflineAndLosesItsTasks) {
     EXPECT_EQ(get_task("t_1")->attempts, 2);
 }
 
+TEST_P(store_contract, AnAgentsOtherCallsKeepItAliveAndLeaveItsNotices) {
+    config::agents_config a = agents_config();
+    a.lease_timeout = std::chrono::seconds(120);  // silence must decide here
+    store_ = GetParam().make(queue_config(), a);
+    ASSERT_TRUE(register_agent(agent_spec("a_1"), at(0)));
+    ASSERT_TRUE(submit_one(task_spec("t_1"), at(0)));
+    ASSERT_TRUE(submit_one(task_spec("t_2"), at(0)));
+    ASSERT_EQ(claim_ids("a_1", 2, at(0)).size(), 2u);
+    ASSERT_TRUE(cancel("t_1", at(1)));  // leaves a notice
+    // Calls at 30 s and 60 s, never a heartbeat: alive past 45 s of heartbeat silence.
+    for (int s : {30, 60}) {
+        auto renewed = renew_liveness("a_1", at(s));
+        ASSERT_TRUE(renewed) << renewed.err().message;
+        EXPECT_EQ(renewed->status, agent_status::online);
+        EXPECT_EQ(renewed->last_heartbeat, at(s));
+    }
+    EXPECT_TRUE(reap(at(100))->offline_agents.empty());
+    EXPECT_EQ(get_task("t_2")->status, task_status::assigned);
+    // The notice is still there for the agent's heartbeat.
+    EXPECT_EQ(heartbeat("a_1", std::nullopt, at(101))->cancel, std::vector<std::string>{"t_1"});
+    // Taken offline by silence, a call brings it back online.
+    EXPECT_EQ(reap(at(147))->offline_agents, std::vector<std::string>{"a_1"});
+    auto back = renew_liveness("a_1", at(150));
+    ASSERT_TRUE(back);
+    EXPECT_EQ(back->status, agent_status::online);
+    EXPECT_EQ(get_agent("a_1")->status, agent_status::online);
+    EXPECT_EQ(renew_liveness("a_nobody", at(150)).err().code, errc::not_found);
+}
+
 TEST_P(store_contract, TaskHeldPastItsTimeoutIsTakenBack) {
     ASSERT_TRUE(register_agent(agent_spec("a_1"), at(0)));
     new_task quick = task_spec("t_1");
