@@ -29,6 +29,7 @@ constexpr std::array k_routes{
     route_entry{http_method::post, "/api/v1/tasks/request", route_id::request_tasks},
     route_entry{http_method::get, "/api/v1/tasks/{id}", route_id::get_task},
     route_entry{http_method::post, "/api/v1/tasks/{id}/cancel", route_id::cancel_task},
+    route_entry{http_method::post, "/api/v1/tasks/{id}/retry", route_id::retry_task},
     route_entry{http_method::post, "/api/v1/tasks/{id}/start", route_id::start_task},
     route_entry{http_method::post, "/api/v1/tasks/{id}/progress", route_id::progress_task},
     route_entry{http_method::post, "/api/v1/tasks/{id}/complete", route_id::complete_task},

@@ -347,14 +347,15 @@ void handle_task_route(service_state& s, const route_match& match, http_request&
         }
         case route_id::get_task:
         case route_id::list_tasks:
-        case route_id::cancel_task: {
+        case route_id::cancel_task:
+        case route_id::retry_task: {
             if (auto refused = s.require(request, token_kind::submit)) {
                 done(std::move(*refused));
                 return;
             }
             if (match.id == route_id::get_task) {
                 s.engine.get_task(match.param, answer_task(std::move(done)));
-            } else if (match.id == route_id::cancel_task) {
+            } else if (match.id == route_id::cancel_task || match.id == route_id::retry_task) {
                 // No body, or an empty object: anything else is a client's mistake to report.
                 auto body = parse_object(request.body, true);
                 if (!body) {
@@ -365,7 +366,13 @@ void handle_task_route(service_state& s, const route_match& match, http_request&
                     done(error_from(fields.err()));
                     return;
                 }
-                s.engine.cancel(match.param, service_state::now(), answer_task(std::move(done)));
+                if (match.id == route_id::cancel_task) {
+                    s.engine.cancel(match.param, service_state::now(),
+                                    answer_task(std::move(done)));
+                } else {
+                    s.engine.retry(match.param, service_state::now(),
+                                   answer_task(std::move(done)));
+                }
             } else {
                 list_tasks(s, request, std::move(done));
             }

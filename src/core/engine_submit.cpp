@@ -106,6 +106,19 @@ void engine::cancel(std::string_view task_id, time_point now, callback<const sto
         });
 }
 
+void engine::retry(std::string_view task_id, time_point now, callback<const store::task*> done) {
+    impl& s = *impl_;
+    s.store_.retry(task_id, now,
+                   [&s, now, done = std::move(done)](store::result<const store::task*> r) mutable {
+                       if (!r) {
+                           return done(std::move(r).err());
+                       }
+                       s.offer_submitted(**r, now);
+                       s.refresh_deadline();
+                       done(*r);
+                   });
+}
+
 void engine::get_task(std::string_view task_id, callback<const store::task*> done) {
     impl_->store_.get_task(task_id, std::move(done));
 }

@@ -67,6 +67,7 @@ class memory_store final : public store {
     void fail(lease_ref lease, std::string error, bool retryable, double jitter, time_point now,
               callback<const task*> done) override;
     void cancel(std::string_view task_id, time_point now, callback<cancel_outcome> done) override;
+    void retry(std::string_view task_id, time_point now, callback<const task*> done) override;
     void get_task(std::string_view task_id, callback<const task*> done) override;
     void list_tasks(task_filter filter, callback<task_page> done) override;
     void stats(callback<store_stats> done) override;

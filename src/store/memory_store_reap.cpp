@@ -35,7 +35,10 @@ void memory_store::reap(time_point now, callback<reap_outcome> done) {
     while (!retention_.empty() && retention_.front().first <= now) {
         const std::uint64_t seq = retention_.front().second;
         retention_.pop_front();
-        if (task_rec* rec = task_by_seq(seq)) {
+        task_rec* rec = task_by_seq(seq);
+        // A retried task's earlier finish is not the one that counts.
+        if (rec != nullptr && is_finished(rec->t.status) &&
+            rec->t.updated_at + queue_cfg_.retention <= now) {
             erase_task(*rec);
             ++out.deleted_tasks;
         }

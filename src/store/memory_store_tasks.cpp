@@ -190,6 +190,27 @@ void memory_store::cancel(std::string_view task_id, time_point now, callback<can
     done(cancel_outcome{&rec->t, was_held});
 }
 
+void memory_store::retry(std::string_view task_id, time_point now, callback<const task*> done) {
+    task_rec* rec = find_task(task_id);
+    if (rec == nullptr) {
+        return done(error{errc::not_found, "no such task"});
+    }
+    if (rec->t.status != task_status::dead && rec->t.status != task_status::cancelled) {
+        std::string msg = "task is ";
+        msg += to_string(rec->t.status);
+        msg += ": only dead or cancelled tasks are retried";
+        return done(error{errc::conflict, std::move(msg)});
+    }
+    rec->t.attempts = 0;
+    rec->t.agent_id.reset();
+    rec->t.result = nullptr;
+    rec->t.error.reset();
+    rec->t.progress.reset();
+    rec->t.run_at.reset();
+    set_status(*rec, task_status::pending, now);
+    done(&rec->t);
+}
+
 void memory_store::get_task(std::string_view task_id, callback<const task*> done) {
     task_rec* rec = find_task(task_id);
     if (rec == nullptr) {

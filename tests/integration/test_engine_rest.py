@@ -232,6 +232,18 @@ class Cancel(EngineRestTest):
         status, _, answer = self.server.request("POST", f"/api/v1/tasks/{task_id}/cancel", {})
         self.assertEqual((status, answer["status"]), (200, "cancelled"), answer)
 
+    def test_retry_puts_a_cancelled_task_back_to_pending_and_a_pending_one_is_409(self):
+        task_id = submit_ok(self.server, {"type": "again"})
+        status, _, body = self.server.request("POST", f"/api/v1/tasks/{task_id}/retry")
+        assert_error(self, status, body, 409, "conflict")
+        self.server.request("POST", f"/api/v1/tasks/{task_id}/cancel")
+        status, _, body = self.server.request("POST", f"/api/v1/tasks/{task_id}/retry", {})
+        self.assertEqual(status, 200, body)
+        self.assertEqual((body["id"], body["status"], body["attempts"]),
+                         (task_id, "pending", 0))
+        status, _, body = self.server.request("POST", "/api/v1/tasks/t_nosuchtask0/retry")
+        assert_error(self, status, body, 404, "not_found")
+
     def test_cancel_of_a_finished_task_is_409(self):
         task_id = submit_ok(self.server, {"type": "c"})
         self.server.request("POST", f"/api/v1/tasks/{task_id}/cancel")

@@ -246,6 +246,18 @@ class Failure(EngineRestTest):
         self.assertEqual(status, 200, body)
         self.assertEqual((body["status"], body["error"]), ("dead", "no"))
 
+    def test_a_dead_task_retried_runs_again(self):
+        a_id, a_token = register_rest_agent(self.server, "r")
+        task_id = submit_ok(self.server, {"type": "flaky", "max_attempts": 1})
+        self.take_one(a_id, a_token)
+        status, _, body = self.server.request("POST", f"/api/v1/tasks/{task_id}/fail",
+                                              {"error": "boom"}, token=a_token)
+        self.assertEqual((status, body["status"]), (200, "dead"), body)
+        status, _, body = self.server.request("POST", f"/api/v1/tasks/{task_id}/retry")
+        self.assertEqual((status, body["status"], body["error"]), (200, "pending", None), body)
+        task = self.take_one(a_id, a_token)
+        self.assertEqual((task["id"], task["attempts"]), (task_id, 1))
+
     def test_failure_at_max_attempts_is_dead(self):
         a_id, a_token = register_rest_agent(self.server, "a")
         task_id = submit_ok(self.server, {"type": "flaky", "max_attempts": 1})

@@ -25,6 +25,7 @@ enum class route_id {
     list_tasks,
     get_task,
     cancel_task,
+    retry_task,
     request_tasks,
     start_task,
     progress_task,

@@ -127,6 +127,9 @@ class engine {
     /// POST /api/v1/tasks/{id}/cancel: the cancelled task; a holder is sent `cancel` (or gets
     /// it in its next heartbeat answer) and its slot is credited back. conflict if finished.
     void cancel(std::string_view task_id, time_point now, callback<const store::task*> done);
+    /// POST /api/v1/tasks/{id}/retry (an extension): a dead or cancelled task pending again
+    /// (store::retry) and offered like a new one. conflict for any other status.
+    void retry(std::string_view task_id, time_point now, callback<const store::task*> done);
     /// GET /api/v1/tasks/{id}.
     void get_task(std::string_view task_id, callback<const store::task*> done);
     /// limit must be 1..1000 (bad_request otherwise); a bad cursor is bad_request.

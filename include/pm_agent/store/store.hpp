@@ -188,6 +188,10 @@ class store {
     /// cancel notice (see heartbeat).
     virtual void cancel(std::string_view task_id, time_point now,
                         callback<cancel_outcome> done) = 0;
+    /// A dead or cancelled task -> pending again, as if new: attempts 0, no agent, result,
+    /// error, progress or run_at; its retention starts over when it finishes again. The
+    /// fencing number (`attempt`) is kept. conflict for any other status.
+    virtual void retry(std::string_view task_id, time_point now, callback<const task*> done) = 0;
 
     /// One task by id.
     virtual void get_task(std::string_view task_id, callback<const task*> done) = 0;

@@ -81,6 +81,7 @@ class postgres_store final : public store {
                    callback<heartbeat_outcome> done) override;
     void renew_liveness(std::string_view agent_id, time_point now,
                         callback<const agent*> done) override;
+    void retry(std::string_view task_id, time_point now, callback<const task*> done) override;
     void deregister_agent(std::string_view agent_id, time_point now,
                           callback<std::vector<released_task>> done) override;
     void release_agent_tasks(std::string_view agent_id, time_point now,

@@ -98,6 +98,16 @@ constexpr const char* k_cancel =
     "SELECT " PM_TASK_COLUMNS("upd") ", upd.old_status, cur.status FROM (SELECT 1) one LEFT "
                                      "JOIN cur ON true LEFT JOIN upd ON true";
 
+// $1 task, $2 now: dead or cancelled -> pending as if new (the fencing `attempt` stays).
+constexpr const char* k_retry =
+    "WITH cur AS (SELECT id, status FROM pm_tasks WHERE id = $1 FOR UPDATE), "
+    "upd AS (UPDATE pm_tasks t SET status = 'pending', attempts = 0, agent_id = NULL, result = "
+    "NULL, error = NULL, progress_value = NULL, progress_message = NULL, run_at = NULL, ready_at "
+    "= pm_ts($2), updated_at = pm_ts($2), finished_at = NULL, timeout_at = NULL FROM cur WHERE "
+    "t.id = cur.id AND cur.status IN ('dead', 'cancelled') RETURNING t.*) "
+    "SELECT " PM_TASK_COLUMNS("upd") ", cur.status FROM (SELECT 1) one LEFT JOIN cur ON true "
+                                     "LEFT JOIN upd ON true";
+
 constexpr const char* k_get_task =
     "SELECT " PM_TASK_COLUMNS("t") " FROM pm_tasks t WHERE t.id = $1";
 
@@ -324,6 +334,31 @@ void postgres_store::cancel(std::string_view task_id, time_point now,
             --*queued_tasks_;
         }
         (*cb)(cancel_outcome{&t, is_held(old)});
+    };
+    o.on_error = [cb](error e, const pg::failure*) { (*cb)(std::move(e)); };
+    enqueue(std::move(o));
+}
+
+void postgres_store::retry(std::string_view task_id, time_point now, callback<const task*> done) {
+    op o;
+    o.statements.push_back({"pm_retry", k_retry, {std::string(task_id), micros(now)}});
+    auto cb = std::make_shared<callback<const task*>>(std::move(done));
+    o.on_rows = [this, cb](std::span<pg::rows> r) {
+        const pg::rows& rows = r[0];
+        if (rows.is_null(0, 0)) {
+            if (rows.is_null(0, PM_TASK_COLUMN_COUNT)) {
+                return (*cb)(error{errc::not_found, "no such task"});
+            }
+            std::string msg = "task is ";
+            msg += rows.get(0, PM_TASK_COLUMN_COUNT);
+            msg += ": only dead or cancelled tasks are retried";
+            return (*cb)(error{errc::conflict, std::move(msg)});
+        }
+        if (queued_tasks_) {
+            ++*queued_tasks_;
+        }
+        const task t = read_task(rows, 0);
+        (*cb)(&t);
     };
     o.on_error = [cb](error e, const pg::failure*) { (*cb)(std::move(e)); };
     enqueue(std::move(o));

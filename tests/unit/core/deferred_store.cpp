@@ -179,6 +179,13 @@ void deferred_store::heartbeat(std::string_view agent_id, std::optional<agent_st
         });
 }
 
+void deferred_store::retry(std::string_view task_id, time_point now,
+                           callback<const task*> done) {
+    queue_.emplace_back([this, id = std::string(task_id), now, done = std::move(done)]() mutable {
+        inner_.retry(id, now, std::move(done));
+    });
+}
+
 void deferred_store::renew_liveness(std::string_view agent_id, time_point now,
                                     callback<const agent*> done) {
     queue_.emplace_back([this, id = std::string(agent_id), now, done = std::move(done)]() mutable {

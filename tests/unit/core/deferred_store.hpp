@@ -54,6 +54,8 @@ class deferred_store final : public ps::store {
               ps::time_point now, ps::callback<const ps::task*> done) override;
     void cancel(std::string_view task_id, ps::time_point now,
                 ps::callback<ps::cancel_outcome> done) override;
+    void retry(std::string_view task_id, ps::time_point now,
+               ps::callback<const ps::task*> done) override;
     void get_task(std::string_view task_id, ps::callback<const ps::task*> done) override;
     void list_tasks(ps::task_filter filter, ps::callback<ps::task_page> done) override;
     void stats(ps::callback<ps::store_stats> done) override;

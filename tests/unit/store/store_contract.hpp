@@ -143,6 +143,7 @@ class store_contract : public ::testing::TestWithParam<store_factory> {
     result<task> fail(std::string_view task_id, std::string_view agent_id, std::string error,
                       bool retryable, double jitter, time_point now);
     result<cancel_copy> cancel(std::string_view task_id, time_point now);
+    result<task> retry(std::string_view task_id, time_point now);
     result<task> get_task(std::string_view task_id);
     result<task_page> list_tasks(task_filter filter);
     result<store_stats> stats();

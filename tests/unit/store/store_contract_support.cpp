@@ -108,6 +108,11 @@ result<cancel_copy> store_contract::cancel(std::string_view task_id, time_point 
         });
 }
 
+result<task> store_contract::retry(std::string_view task_id, time_point now) {
+    return await<task, const task*>([&](auto cb) { store_->retry(task_id, now, std::move(cb)); },
+                                    copy_task);
+}
+
 result<task> store_contract::get_task(std::string_view task_id) {
     return await<task, const task*>([&](auto cb) { store_->get_task(task_id, std::move(cb)); },
                                     copy_task);

@@ -183,6 +183,38 @@ TEST_P(store_contract, RetentionDeletesFinishedTasksAndTheirKeys) {
     EXPECT_TRUE(r->front().created);
 }
 
+TEST_P(store_contract, ADeadOrCancelledTaskIsRetriedAsNew) {
+    ASSERT_TRUE(register_agent(agent_spec("a_1"), at(0)));
+    new_task once = task_spec("t_1");
+    once.max_attempts = 1;
+    ASSERT_TRUE(submit_one(std::move(once), at(0)));
+    ASSERT_TRUE(submit_one(task_spec("t_2"), at(0)));
+    ASSERT_EQ(claim_ids("a_1", 1, at(1)), std::vector<std::string>{"t_1"});
+    ASSERT_EQ(fail("t_1", "a_1", "boom", false, 0.5, at(2))->status, task_status::dead);
+    EXPECT_EQ(retry("t_2", at(3)).err().code, errc::conflict);  // pending: nothing to retry
+    EXPECT_EQ(retry("t_nope", at(3)).err().code, errc::not_found);
+    auto again = retry("t_1", at(4));
+    ASSERT_TRUE(again) << again.err().message;
+    EXPECT_EQ(again->status, task_status::pending);
+    EXPECT_EQ(again->attempts, 0);
+    EXPECT_FALSE(again->agent_id);
+    EXPECT_FALSE(again->error);
+    EXPECT_EQ(get_task("t_1")->status, task_status::pending);
+    // Claimed again (first: it was submitted first), its fencing number moved on.
+    ASSERT_EQ(claim_ids("a_1", 1, at(5)), std::vector<std::string>{"t_1"});
+    auto held = get_task("t_1");
+    EXPECT_EQ(held->attempts, 1);
+    ASSERT_TRUE(complete("t_1", "a_1", nullptr, at(6)));
+    EXPECT_EQ(retry("t_1", at(7)).err().code, errc::conflict);  // succeeded: kept as it is
+    // Retention counts from the last finish (at 6 s), not from the first death (at 2 s).
+    EXPECT_EQ(reap(at(603))->deleted_tasks, 0u);
+    EXPECT_TRUE(get_task("t_1"));
+    ASSERT_TRUE(cancel("t_2", at(8)));
+    auto uncancelled = retry("t_2", at(9));
+    ASSERT_TRUE(uncancelled);
+    EXPECT_EQ(uncancelled->status, task_status::pending);
+}
+
 TEST_P(store_contract, NextDueIsTheEarliestDeadline) {
     if (!GetParam().exact_next_due) {
         GTEST_SKIP() << "this store polls: next_due() is its polling period";
