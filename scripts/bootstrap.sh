@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs every build and test dependency from Debian packages. Idempotent and quiet when
-# everything is already there.
+# everything is already there. `scripts/bootstrap.sh test` adds what only the tests need
+# beyond that: Chromium, for the dashboard's browser test (a large download run.sh skips).
 set -euo pipefail
 
 packages=(
@@ -10,6 +11,9 @@ packages=(
   python3 python3-websockets python3-yaml curl docker-compose
   prometheus wrk nginx postgresql redis-server
 )
+if [ "${1:-}" = test ]; then
+  packages+=(chromium)
+fi
 
 missing=()
 for p in "${packages[@]}"; do

@@ -5,7 +5,7 @@
 # Non-zero on any failure. Set PM_AGENT_SKIP_ASAN=1 to skip the sanitizer pass locally.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/bootstrap.sh
+scripts/bootstrap.sh test
 
 jobs=$(nproc)
 dir=$(scripts/build.sh release)

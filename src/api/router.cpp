@@ -36,6 +36,8 @@ constexpr std::array k_routes{
     route_entry{http_method::post, "/api/v1/tasks/{id}/fail", route_id::fail_task},
     route_entry{http_method::get, "/ws/agent", route_id::ws_agent_new},
     route_entry{http_method::get, "/ws/agent/{id}", route_id::ws_agent},
+    route_entry{http_method::get, "/ui", route_id::ui},
+    route_entry{http_method::get, "/ui/{id}", route_id::ui},
 };
 
 /// Matches path against pattern segment by segment; the "{id}" segment must be non-empty.

@@ -114,6 +114,9 @@ void service::handle(http_request&& request, respond_fn done) {
         case route_id::metrics:
             answer_now(impl_->metrics_page(request));
             return;
+        case route_id::ui:
+            answer_now(ui_file(match.param));
+            return;
         default:
             break;
     }
@@ -139,6 +142,7 @@ void service::handle(http_request&& request, respond_fn done) {
         case route_id::health:
         case route_id::ready:
         case route_id::metrics:
+        case route_id::ui:
             return;  // answered above
         default:
             handle_task_route(*impl_, match, std::move(request), std::move(tagged));

@@ -210,6 +210,8 @@ void handle_task_route(service_state& s, const route_match& match, http_request&
 void handle_agent_route(service_state& s, const route_match& match, http_request&& request,
                         respond_fn done);
 void handle_stats(service_state& s, const http_request& request, respond_fn done);
+/// GET /ui and /ui/{name}: the dashboard's embedded files (ui_routes.cpp); 404 for others.
+http_response ui_file(std::string_view name);
 
 /// A WebSocket upgrade on /ws/agent or /ws/agent/{id}.
 void upgrade_agent_socket(service_state& s, const route_match& match, const http_request& request,

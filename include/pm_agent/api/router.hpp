@@ -33,6 +33,7 @@ enum class route_id {
     fail_task,
     ws_agent_new,
     ws_agent,
+    ui,  ///< the dashboard's files (an extension)
 };
 
 /// A matched route. `param` is the one path parameter ({id}), a view into the matched path.
