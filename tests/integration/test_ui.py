@@ -65,7 +65,9 @@ class Page:
     async def wait_for(self, expression, timeout=10):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if await self.eval(f"Boolean({expression})"):
+            # False, not an error, while the page is still loading (no such element yet).
+            if await self.eval(f"(() => {{ try {{ return Boolean({expression}); }} "
+                               "catch (e) { return false; } })()"):
                 return
             await asyncio.sleep(0.1)
         page = await self.eval("document.body.innerText")
@@ -84,11 +86,20 @@ class Browser:
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         port_file = os.path.join(self.profile, "DevToolsActivePort")
         deadline = time.monotonic() + 30
-        while not os.path.exists(port_file) or not open(port_file).read().strip():
+        while not (lines := self._read(port_file)):
             if time.monotonic() > deadline or self.proc.poll() is not None:
                 raise RuntimeError("chromium did not start")
             time.sleep(0.1)
-        self.port = int(open(port_file).read().split()[0])
+        self.port = int(lines[0])
+
+    @staticmethod
+    def _read(path):
+        """The lines of a file Chromium may still be writing ([] until it has some)."""
+        try:
+            with open(path) as f:
+                return f.read().split()
+        except FileNotFoundError:
+            return []
 
     def page_socket_url(self):
         with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/json/list", timeout=5) as r:
