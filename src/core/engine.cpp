@@ -18,6 +18,9 @@ engine::~engine() = default;
 
 time_point engine::impl::next_deadline() const {
     time_point next = store_.next_due().value_or(time_point::max());
+    if (!waiter_renewals_.empty()) {
+        next = std::min(next, waiter_renewals_.begin()->first);
+    }
     // A long poll whose claim is in flight is answered by that claim, not by its deadline:
     // counting it would make every tick due at once until the claim returns (a busy loop).
     for (const auto& [deadline, id] : waiter_deadlines_) {
@@ -116,6 +119,7 @@ void engine::impl::on_reaped(time_point now, store::result<store::reap_outcome> 
 
 time_point engine::tick(time_point now) {
     impl& s = *impl_;
+    s.renew_waiting(now);  // before the reap: a waiting agent is not silent
     s.store_.reap(
         now, [&s, now](store::result<store::reap_outcome> r) { s.on_reaped(now, std::move(r)); });
     // Long polls past their deadline end empty (unless a claim for them is in flight: its

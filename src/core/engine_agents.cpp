@@ -226,16 +226,19 @@ void engine::impl::apply_heard(const store::agent& record, time_point now) {
     }
 }
 
-void engine::heard(std::string_view agent_id, time_point now) {
-    impl& s = *impl_;
-    if (!s.liveness_due(agent_id, now)) {
+void engine::impl::hear(std::string_view agent_id, time_point now) {
+    if (!liveness_due(agent_id, now)) {
         return;
     }
-    s.store_.renew_liveness(agent_id, now, [&s, now](store::result<const store::agent*> r) {
+    store_.renew_liveness(agent_id, now, [this, now](store::result<const store::agent*> r) {
         if (r) {
-            s.apply_heard(**r, now);
+            apply_heard(**r, now);
         }
     });
+}
+
+void engine::heard(std::string_view agent_id, time_point now) {
+    impl_->hear(agent_id, now);
 }
 
 void engine::replaced_elsewhere(std::string_view agent_id, time_point attached_at) {

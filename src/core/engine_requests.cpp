@@ -30,6 +30,9 @@ task_list_callback engine::impl::remove_waiter(request_id id) {
         }
     }
     waiter_deadlines_.erase({w.deadline, id});
+    if (w.renew_at) {
+        waiter_renewals_.erase({*w.renew_at, id});
+    }
     task_list_callback done = std::move(w.done);
     waiters_.erase(it);
     return done;
@@ -90,6 +93,7 @@ request_id engine::request_tasks(std::string_view agent_id, std::size_t max_task
     w.deadline = now + wait;
     w.done = std::move(done);
     s.waiter_deadlines_.emplace(w.deadline, id);
+    s.schedule_renewal(id, now);
     // Read from the store even for an agent known here: on a store shared by workers its
     // tasks may have ended on another one (a REST agent behind nginx completes wherever its
     // request lands), and a stale running count here would leave the poll without room. The
@@ -111,6 +115,30 @@ request_id engine::request_tasks(std::string_view agent_id, std::size_t max_task
         s.start_request(s.ensure_agent(**r), id, now);
     });
     return id;
+}
+
+void engine::impl::schedule_renewal(request_id id, time_point now) {
+    waiter& w = waiters_.at(id);
+    // In milliseconds: a third of a few seconds is not 0 (which would renew in a loop).
+    const auto period = std::max<std::chrono::milliseconds>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(opts_.agents.heartbeat_timeout) / 3,
+        k_liveness_interval);
+    const time_point at = now + period;
+    if (at >= w.deadline) {
+        w.renew_at.reset();
+        return;
+    }
+    w.renew_at = at;
+    waiter_renewals_.emplace(at, id);
+}
+
+void engine::impl::renew_waiting(time_point now) {
+    while (!waiter_renewals_.empty() && waiter_renewals_.begin()->first <= now) {
+        const request_id id = waiter_renewals_.begin()->second;
+        waiter_renewals_.erase(waiter_renewals_.begin());
+        hear(waiters_.at(id).agent_id, now);
+        schedule_renewal(id, now);
+    }
 }
 
 void engine::abandon_request(request_id id) {

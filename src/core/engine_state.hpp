@@ -35,6 +35,9 @@ struct waiter {
     time_point deadline{};
     task_list_callback done;
     bool linked = false;  // in its agent_state's queue (false until the agent is known)
+    // When its waiting next counts as the agent's liveness (impl::waiter_renewals_), if the
+    // poll lasts that long.
+    std::optional<time_point> renew_at;
 };
 
 struct agent_state {
@@ -153,8 +156,17 @@ struct engine::impl {
     bool liveness_due(std::string_view agent_id, time_point now);
     /// The store's record of an agent just heard from, applied here.
     void apply_heard(const store::agent& record, time_point now);
+    /// The agent counts as alive at `now`, unless it did within k_liveness_interval.
+    void hear(std::string_view agent_id, time_point now);
     std::unordered_map<request_id, waiter> waiters_;
     std::set<std::pair<time_point, request_id>> waiter_deadlines_;
+    // A poll waiting longer than a third of heartbeat_timeout renews its agent's liveness at
+    // each third: an agent blocked in a 60 s poll is not silent (heartbeat_timeout 45 s).
+    std::set<std::pair<time_point, request_id>> waiter_renewals_;
+    /// Schedules the waiter's next renewal, if it still waits then.
+    void schedule_renewal(request_id id, time_point now);
+    /// Renewals due at `now` (from tick()).
+    void renew_waiting(time_point now);
     request_id next_request_ = 1;
     engine_counters counters_;
     engine_observer* observer_ = nullptr;

@@ -5,6 +5,7 @@ import asyncio
 import concurrent.futures
 import json
 import socket
+import threading
 import time
 import unittest
 
@@ -349,6 +350,19 @@ class Liveness(EngineRestTest):
         status, _, body = self.server.request("POST", f"/api/v1/agents/{a_id}/heartbeat", {},
                                               token=a_token)
         self.assertEqual((status, body["cancel"]), (200, [task_id]))
+
+    def test_a_poll_longer_than_the_heartbeat_timeout_keeps_its_agent_online(self):
+        a_id, a_token = register_rest_agent(self.server, "patient")
+        answer = {}
+        poller = threading.Thread(target=lambda: answer.update(
+            zip(("status", "body"), self.request_tasks(a_id, a_token, wait_s=5))))
+        poller.start()
+        time.sleep(3.5)  # heartbeat_timeout_s is 2
+        self.assertEqual(self.agent_status(a_id), "online")
+        task_id = submit_ok(self.server, {"type": "late"})
+        poller.join(10)
+        self.assertEqual(answer["status"], 200)
+        self.assertEqual([t["id"] for t in answer["body"]["tasks"]], [task_id])
 
     def test_draining_agent_gets_no_new_tasks(self):
         a_id, a_token = register_rest_agent(self.server, "leaving")

@@ -27,7 +27,9 @@ TEST_F(engine_test, LongPollIsWokenByASubmit) {
     EXPECT_FALSE(r->answered);
     EXPECT_EQ(engine_.waiting_requests(), 1u);
     ASSERT_FALSE(hooks_.empty());
-    EXPECT_EQ(hooks_.back(), now_ + milliseconds(30000));  // deadline armed
+    // The first deadline armed: its agent's liveness renewal, a third of heartbeat_timeout
+    // (45 s) into the 30 s wait (the wait's own end comes after it).
+    EXPECT_EQ(hooks_.back(), now_ + milliseconds(15000));
     now_ += milliseconds(1500);
     const std::string t = submit();
     ASSERT_TRUE(r->answered);
@@ -175,6 +177,54 @@ TEST_F(engine_test, ATaskRequestCountsAsLivenessAndBringsAnOfflineAgentBack) {
     ASSERT_EQ(r->tasks.size(), 1u);
     EXPECT_EQ(r->tasks[0].id, t);
     EXPECT_EQ(status_of(*store_, a), store::agent_status::online);
+}
+
+}  // namespace pm_agent::core::testing
+
+namespace pm_agent::core::testing {
+
+// A poll of up to 60 s (API.md) outlasts heartbeat_timeout (45 s here): while it waits it
+// keeps its agent online, and a task submitted late in the wait still reaches it.
+TEST_F(engine_test, AWaitingPollKeepsItsAgentAlive) {
+    const std::string a = add_agent();
+    auto r = poll(a, 1, milliseconds(60'000));
+    for (int i = 0; i < 55; ++i) {
+        advance_s(1);
+    }
+    EXPECT_FALSE(r->answered);
+    EXPECT_EQ(status_of(*store_, a), store::agent_status::online);
+    const std::string t = submit();
+    ASSERT_TRUE(r->answered);
+    ASSERT_EQ(r->tasks.size(), 1u);
+    EXPECT_EQ(r->tasks[0].id, t);
+}
+
+}  // namespace pm_agent::core::testing
+
+namespace pm_agent::core::testing {
+
+// With a heartbeat_timeout of a few seconds the renewal period must not round down to 0 s
+// (renewing in a loop inside tick()).
+TEST_F(engine_test, AWaitingPollKeepsItsAgentAliveWithAShortHeartbeatTimeout) {
+    engine_options short_timeout = options();
+    short_timeout.agents.heartbeat_timeout = std::chrono::seconds(2);
+    auto st = store::make_memory_store(short_timeout.queue, short_timeout.agents);
+    engine e(*st, short_timeout, rng_);
+    std::string id;
+    e.register_agent(agent_spec{.name = "w", .queues = {"default"}}, now_,
+                     [&](store::result<registration> r) {
+                         ASSERT_TRUE(r);
+                         id = r->agent->id;
+                     });
+    bool answered = false;
+    e.request_tasks(id, 1, milliseconds(5000), now_,
+                    [&](store::result<std::span<const store::task* const>>) { answered = true; });
+    for (int i = 0; i < 40; ++i) {  // 4 s
+        now_ += milliseconds(100);
+        e.tick(now_);
+    }
+    EXPECT_FALSE(answered);
+    EXPECT_EQ(status_of(*st, id), store::agent_status::online);
 }
 
 }  // namespace pm_agent::core::testing
