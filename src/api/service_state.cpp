@@ -9,6 +9,7 @@
 #include <charconv>
 
 #include "pm_agent/config/load.hpp"
+#include "pm_agent/core/text.hpp"
 #include "pm_agent/process/identity.hpp"
 #include "pm_agent/store/memory_store.hpp"
 
@@ -24,17 +25,6 @@ core::engine_options engine_options_from(const config::config& cfg) {
     options.queue = cfg.queue;
     options.agents = cfg.agents;
     return options;
-}
-
-/// Trims blanks around one element of a comma-separated header.
-std::string_view trim(std::string_view text) {
-    while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) {
-        text.remove_prefix(1);
-    }
-    while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) {
-        text.remove_suffix(1);
-    }
-    return text;
 }
 
 }  // namespace
@@ -111,7 +101,8 @@ std::string service_state::client_address(const http_request& request) const {
     std::string_view chain = request.forwarded_for;
     while (!chain.empty()) {
         const auto comma = chain.rfind(',');
-        const auto hop = trim(comma == std::string_view::npos ? chain : chain.substr(comma + 1));
+        const auto hop =
+            core::trim_blanks(comma == std::string_view::npos ? chain : chain.substr(comma + 1));
         chain = comma == std::string_view::npos ? std::string_view() : chain.substr(0, comma);
         if (hop.empty()) {
             continue;
@@ -121,7 +112,7 @@ std::string service_state::client_address(const http_request& request) const {
         }
     }
     if (!request.real_ip.empty()) {
-        return std::string(trim(request.real_ip));
+        return std::string(core::trim_blanks(request.real_ip));
     }
     return request.peer_address;
 }

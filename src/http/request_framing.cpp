@@ -3,33 +3,13 @@
 
 #include "pm_agent/http/request_framing.hpp"
 
-#include <cctype>
+#include "pm_agent/core/text.hpp"
 
 namespace pm_agent::http {
 namespace {
 
-bool iequals(std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) {
-        return false;
-    }
-    for (std::size_t i = 0; i < a.size(); ++i) {
-        if (std::tolower(static_cast<unsigned char>(a[i])) !=
-            std::tolower(static_cast<unsigned char>(b[i]))) {
-            return false;
-        }
-    }
-    return true;
-}
-
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
-        s.remove_prefix(1);
-    }
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) {
-        s.remove_suffix(1);
-    }
-    return s;
-}
+using core::iequals_ascii;
+using core::trim_blanks;
 
 std::optional<framing_refusal> check_transfer_encoding(std::string_view list) {
     // A coding list such as "gzip, chunked"; empty elements are allowed (RFC 9110 §5.6.1).
@@ -38,13 +18,13 @@ std::optional<framing_refusal> check_transfer_encoding(std::string_view list) {
     bool unknown = false;
     while (!list.empty()) {
         const auto comma = list.find(',');
-        auto element = trim(list.substr(0, comma));
+        auto element = trim_blanks(list.substr(0, comma));
         list.remove_prefix(comma == std::string_view::npos ? list.size() : comma + 1);
         if (element.empty()) {
             continue;
         }
-        element = trim(element.substr(0, element.find(';')));  // a coding's parameters
-        last_is_chunked = iequals(element, "chunked");
+        element = trim_blanks(element.substr(0, element.find(';')));  // a coding's parameters
+        last_is_chunked = iequals_ascii(element, "chunked");
         chunked += last_is_chunked ? 1 : 0;
         unknown = unknown || !last_is_chunked;
     }
@@ -85,7 +65,7 @@ std::string_view origin_form(std::string_view target) {
         return target;
     }
     const auto scheme = target.substr(0, scheme_end);
-    if (!iequals(scheme, "http") && !iequals(scheme, "https")) {
+    if (!iequals_ascii(scheme, "http") && !iequals_ascii(scheme, "https")) {
         return target;
     }
     const auto rest = target.substr(scheme_end + 3);

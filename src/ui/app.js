@@ -114,15 +114,21 @@ function renderAgents(page) {
   }
 }
 
+/** A table row for a task, beginning with its id, queue and type. */
+function taskRow(body, task) {
+  const row = body.insertRow();
+  row.dataset.task = task.id;
+  cell(row, task.id);
+  cell(row, task.queue);
+  cell(row, task.type);
+  return row;
+}
+
 function renderDead(page) {
   const body = document.querySelector("#dead tbody");
   body.replaceChildren();
   for (const task of page.items) {
-    const row = body.insertRow();
-    row.dataset.task = task.id;
-    cell(row, task.id);
-    cell(row, task.queue);
-    cell(row, task.type);
+    const row = taskRow(body, task);
     cell(row, `${task.attempts} / ${task.max_attempts}`, "num");
     cell(row, task.error, "error");
     cell(row, ago(task.updated_at), "num");
@@ -134,11 +140,7 @@ function renderRecent(page) {
   const body = document.querySelector("#recent tbody");
   body.replaceChildren();
   for (const task of page.items) {
-    const row = body.insertRow();
-    row.dataset.task = task.id;
-    cell(row, task.id);
-    cell(row, task.queue);
-    cell(row, task.type);
+    const row = taskRow(body, task);
     cell(row, task.status, "status-" + task.status);
     cell(row, `${task.attempts} / ${task.max_attempts}`, "num");
     cell(row, task.agent_id);

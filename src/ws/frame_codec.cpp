@@ -188,15 +188,7 @@ std::string deflate_message(std::string_view text) {
 
 namespace {
 
-std::string_view trim_spaces(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
-        s.remove_prefix(1);
-    }
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) {
-        s.remove_suffix(1);
-    }
-    return s;
-}
+using core::trim_blanks;
 
 /// A window size parameter's value: 8 to 15, in decimal.
 bool window_bits(std::string_view value) {
@@ -219,20 +211,19 @@ bool acceptable_deflate_params(std::string_view params) {
     bool seen_client_bits = false;
     while (!params.empty()) {
         const auto semicolon = params.find(';');
-        const auto param = trim_spaces(params.substr(0, semicolon));
+        const auto param = trim_blanks(params.substr(0, semicolon));
         params.remove_prefix(semicolon == std::string_view::npos ? params.size() : semicolon + 1);
         const auto equals = param.find('=');
-        const auto name = trim_spaces(param.substr(0, equals));
+        const auto name = trim_blanks(param.substr(0, equals));
         auto value = equals == std::string_view::npos ? std::string_view()
-                                                      : trim_spaces(param.substr(equals + 1));
+                                                      : trim_blanks(param.substr(equals + 1));
         if (value.size() >= 2 && value.front() == '"' && value.back() == '"') {
             value = value.substr(1, value.size() - 2);
         }
         const bool has_value = equals != std::string_view::npos;
         auto once = [](bool& seen) { return !std::exchange(seen, true); };
         if (name == "server_no_context_takeover" || name == "client_no_context_takeover") {
-            if (has_value ||
-                !once(name.front() == 's' ? seen_server_nct : seen_client_nct)) {
+            if (has_value || !once(name.front() == 's' ? seen_server_nct : seen_client_nct)) {
                 return false;
             }
         } else if (name == "client_max_window_bits") {
@@ -258,7 +249,7 @@ bool accepts_deflate_offer(std::string_view header) {
         const std::string_view offer = header.substr(0, comma);
         header = comma == std::string_view::npos ? std::string_view() : header.substr(comma + 1);
         const auto semicolon = offer.find(';');
-        if (trim_spaces(offer.substr(0, semicolon)) != "permessage-deflate") {
+        if (trim_blanks(offer.substr(0, semicolon)) != "permessage-deflate") {
             continue;
         }
         if (semicolon == std::string_view::npos ||

@@ -14,4 +14,11 @@ bool is_utf8(std::string_view text) noexcept;
 /// True when text is UTF-8 without U+0000: what a name, queue, key or message may be.
 bool is_storable_text(std::string_view text) noexcept;
 
+/// Text without the spaces and tabs around it (HTTP's optional whitespace, RFC 9110 §5.6.3):
+/// one element of a comma- or semicolon-separated header value.
+std::string_view trim_blanks(std::string_view text) noexcept;
+
+/// ASCII case-insensitive equality (header names, tokens, URL schemes).
+bool iequals_ascii(std::string_view a, std::string_view b) noexcept;
+
 }  // namespace pm_agent::core
