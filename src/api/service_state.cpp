@@ -43,6 +43,11 @@ service_metrics::service_metrics(metrics::registry& registry)
                         .counter("pm_agent_lease_expired_total",
                                  "Leases ended by lease or heartbeat timeout.")
                         .get()),
+      tasks_repushed(registry
+                         .counter("pm_agent_tasks_repushed_total",
+                                  "Tasks pushed again to a reconnected WebSocket agent that "
+                                  "never reported on them.")
+                         .get()),
       dispatch_latency(registry
                            .histogram("pm_agent_dispatch_latency_seconds",
                                       "Time from a task becoming pending to its assignment.",
@@ -134,6 +139,7 @@ void service_state::sync_metrics() {
     bump(metrics.task_outcomes.with({"timed_out"}), c.timed_out, exported.timed_out);
     bump(metrics.task_outcomes.with({"requeued"}), c.requeued, exported.requeued);
     bump(metrics.lease_expired, c.lease_expired, exported.lease_expired);
+    bump(metrics.tasks_repushed, c.repushed, exported.repushed);
     metrics.waiting_requests.set(static_cast<double>(engine.waiting_requests()));
     engine.queue_depths([this](store::result<std::vector<store::queue_depth>> depths) {
         if (!depths) {

@@ -63,6 +63,7 @@ struct service_metrics {
     metrics::counter& tasks_submitted;
     metrics::counter& tasks_dispatched;
     metrics::counter& lease_expired;
+    metrics::counter& tasks_repushed;
     metrics::histogram& dispatch_latency;
     metrics::gauge_family& queue_size;  ///< queue
     metrics::gauge_family& agents;      ///< status

@@ -171,10 +171,39 @@ void engine::attach(std::string_view agent_id, agent_sink& sink, time_point now,
             done(r->record);
             // Cancels it missed while disconnected, after `registered`.
             s.push_notices(id, sink, r->cancel);
+            if (r->record->running > 0) {
+                s.repush_unstarted(id, sink, now, r->record->running);
+            }
             if (stale != nullptr) {
                 stale->replaced();
             }
         });
+}
+
+void engine::impl::repush_unstarted(const std::string& agent_id, agent_sink* sink,
+                                    time_point attached_at, std::uint32_t held) {
+    store::task_filter filter;
+    filter.agent_id = agent_id;
+    filter.status = store::task_status::assigned;
+    filter.limit = std::clamp<std::size_t>(held, 1, 1000);
+    store_.list_tasks(std::move(filter), [this, agent_id, sink,
+                                          attached_at](store::result<store::task_page> r) {
+        if (!r) {
+            return;  // the lease still ends if nobody works on it; only later
+        }
+        for (const store::task& t : r->items) {
+            const agent_state* a = find_agent(agent_id);
+            if (a == nullptr || a->sink != sink) {
+                return;  // detached meanwhile (push_task may detach a slow reader)
+            }
+            // Assigned since the attach: pushed on this connection already.
+            if (t.status == store::task_status::assigned && t.agent_id == agent_id &&
+                t.updated_at < attached_at) {
+                ++counters_.repushed;
+                sink->push_task(t);
+            }
+        }
+    });
 }
 
 void engine::detach(std::string_view agent_id, const agent_sink& sink) {

@@ -156,6 +156,11 @@ struct engine::impl {
     bool liveness_due(std::string_view agent_id, time_point now);
     /// The store's record of an agent just heard from, applied here.
     void apply_heard(const store::agent& record, time_point now);
+    /// A reconnected agent's tasks it never reported on (still `assigned`, from before the
+    /// attach at `attached_at`) pushed again: their first push may have died with the old
+    /// connection, and its leases would otherwise be renewed forever with nobody working.
+    void repush_unstarted(const std::string& agent_id, agent_sink* sink, time_point attached_at,
+                          std::uint32_t held);
     /// The agent counts as alive at `now`, unless it did within k_liveness_interval.
     void hear(std::string_view agent_id, time_point now);
     std::unordered_map<request_id, waiter> waiters_;

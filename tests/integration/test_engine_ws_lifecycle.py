@@ -1,6 +1,7 @@
 """WebSocket connection lifecycle of API.md: `draining` + close 1001 on SIGTERM, close 1013
 past the connection limit, close 4000 for a peer silent past heartbeat_timeout_s, close 4001
-for a connection its agent replaced by connecting again."""
+for a connection its agent replaced by connecting again, and tasks pushed again to an agent
+that reconnects without having reported on them."""
 import base64
 import os
 import signal
@@ -110,6 +111,29 @@ class Takeover(EngineWsTest):
         code, submitted, pushed = run(scenario())
         self.assertEqual(code, 4001)
         self.assertEqual(pushed, submitted)
+
+
+class Repush(EngineWsTest):
+    def test_a_task_the_agent_never_reported_on_is_pushed_again_after_a_reconnect(self):
+        # Its first push may have died unread with the connection; before, the task stayed
+        # assigned for good (every heartbeat renewed its lease) and, with max_concurrency 1,
+        # the agent never got work again.
+        async def scenario():
+            agent = await ws_agent(self.server, "flaky-net", max_concurrency=1)
+            await agent.ready(1)
+            task_id = submit_ok(self.server, {"type": "lost"})
+            await next_task(agent)
+            agent.drop()
+            again = await resume_ws_agent(self.server, agent.agent_id, agent.token)
+            await again.expect("registered")
+            task = await next_task(again)  # no `ready`: it holds this slot already
+            await again.complete(task["id"], {"ok": True})
+            await again.expect("ack")
+            await again.close()
+            return task_id, task
+
+        task_id, task = run(scenario())
+        self.assertEqual((task["id"], task["attempts"]), (task_id, 1))
 
 
 class Silence(EngineWsTest):

@@ -107,7 +107,10 @@ class Reconnect(EngineWsTest):
         self.assertEqual(msg["agent_id"], agent_id)
         for key in ("heartbeat_interval_s", "heartbeat_timeout_s", "lease_timeout_s"):
             self.assertIn(key, msg)
-        # The lease carried on: the reconnected agent may complete its task.
+        # The lease carried on, and the task (never reported on) is pushed again: the
+        # reconnected agent may complete it.
+        repushed = await again.expect("task")
+        self.assertEqual((repushed["task"]["id"], repushed["task"]["attempts"]), (task_id, 1))
         await again.complete(task_id, {"v": 1})
         ack = await again.expect("ack")
         self.assertEqual((ack["task_id"], ack["status"]), (task_id, "succeeded"))

@@ -58,6 +58,8 @@ struct engine_counters {
     std::uint64_t retried = 0;  ///< reported failures scheduled for a retry
     std::uint64_t dead = 0;     ///< tasks that went dead (failures or lost leases)
     std::uint64_t cancelled = 0;
+    /// Tasks pushed again to a reconnected agent that never reported on them.
+    std::uint64_t repushed = 0;
     std::uint64_t lease_expired = 0;  ///< leases ended by lease_timeout, agent silence or a
                                       ///< connection dropped as too slow
     std::uint64_t timed_out = 0;      ///< leases ended by the task's timeout_s

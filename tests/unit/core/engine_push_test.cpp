@@ -190,3 +190,33 @@ TEST_F(engine_test, ADetachOfAReplacedConnectionIsIgnored) {
 }
 
 }  // namespace pm_agent::core::testing
+
+namespace pm_agent::core::testing {
+
+// A push can die with its connection unread. On reconnect the tasks the agent never reported
+// on come again (their leases would otherwise be renewed forever with nobody on them); a task
+// it reported on, and one pushed on the new connection, do not.
+TEST_F(engine_test, AReconnectedAgentGetsTheTasksItNeverReportedOnAgain) {
+    fake_sink first;
+    const std::string a = add_ws_agent(first, 2, {"default"}, {}, 2);
+    const std::string lost = submit();
+    const std::string started = submit();
+    ASSERT_EQ(first.task_ids(), (std::vector<std::string>{lost, started}));
+    engine_.progress({started, a}, 0.5, "", now_, [](store::result<const store::task*> r) {
+        ASSERT_TRUE(r);
+    });
+    engine_.detach(a, first);  // the connection died
+    now_ += std::chrono::seconds(1);
+    fake_sink second;
+    engine_.attach(a, second, now_, [](store::result<const store::agent*> r) { ASSERT_TRUE(r); });
+    ASSERT_EQ(second.task_ids(), std::vector<std::string>{lost});
+    EXPECT_EQ(second.tasks[0].attempts, 1);  // the same assignment, not a new one
+    EXPECT_EQ(engine_.counters().repushed, 1u);
+    EXPECT_EQ(engine_.counters().dispatched, 2u);
+    // Its slots are still taken by the two tasks: no new one without a completion.
+    engine_.ready(a, 2, now_);
+    submit();
+    EXPECT_EQ(second.tasks.size(), 1u);
+}
+
+}  // namespace pm_agent::core::testing
