@@ -104,13 +104,19 @@ class AcrossWorkers(unittest.TestCase):
         async def scenario():
             old = await ws_agent(w1, "moving", queues=["moved"], max_concurrency=1)
             await old.ready(1)
+            status, _, held = await asyncio.to_thread(submit, w1, "moved")
+            self.assertEqual(status, 202)
+            await next_task(old, timeout=PROMPT_S)
             new = await resume_ws_agent(w2, old.agent_id, old.token)
             await new.expect("registered")
             code = await old.closed(timeout=PROMPT_S)
-            await new.ready(1)
+            # The task it held and never reported on is pushed again by worker 2.
+            task = await next_task(new, timeout=PROMPT_S)
+            self.assertEqual(task["id"], held["task_id"])
+            await new.complete(task["id"])
             status, _, body = await asyncio.to_thread(submit, w1, "moved")
             self.assertEqual(status, 202)
-            task = await next_task(new, timeout=PROMPT_S)
+            task = await next_task(new, timeout=PROMPT_S)  # its slot came back with the ack
             self.assertEqual(task["id"], body["task_id"])
             await new.close()
             return code
