@@ -99,7 +99,7 @@ request_id engine::request_tasks(std::string_view agent_id, std::size_t max_task
     // request lands), and a stale running count here would leave the poll without room. The
     // request counts as liveness on the way (an agent that polls is not silent; one taken
     // offline comes back).
-    s.liveness_due(agent_id, now);
+    s.liveness_due(agent_id, now);  // noted: its reports right after need not renew again
     s.store_.renew_liveness(agent_id, now, [&s, id, now](store::result<const store::agent*> r) {
         if (!s.waiters_.contains(id)) {
             return;  // abandoned meanwhile
@@ -137,7 +137,10 @@ void engine::impl::renew_waiting(time_point now) {
         const request_id id = waiter_renewals_.begin()->second;
         waiter_renewals_.erase(waiter_renewals_.begin());
         hear(waiters_.at(id).agent_id, now);
-        schedule_renewal(id, now);
+        // Back online, the agent may have been served at once: the poll is then answered.
+        if (waiters_.contains(id)) {
+            schedule_renewal(id, now);
+        }
     }
 }
 
