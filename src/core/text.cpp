@@ -62,6 +62,13 @@ std::string_view trim_blanks(std::string_view text) noexcept {
     return text;
 }
 
+std::string_view take_element(std::string_view& list, char delimiter) noexcept {
+    const auto at = list.find(delimiter);
+    const auto element = trim_blanks(list.substr(0, at));
+    list.remove_prefix(at == std::string_view::npos ? list.size() : at + 1);
+    return element;
+}
+
 bool iequals_ascii(std::string_view a, std::string_view b) noexcept {
     if (a.size() != b.size()) {
         return false;

@@ -398,6 +398,19 @@ asio::awaitable<beast::error_code> read_request(tcp::socket& socket, beast::flat
     co_return ec;
 }
 
+/// Answers a request the session will not serve, in the API's error shape, for the caller to
+/// close the connection after it: what else the client sent is never read.
+asio::awaitable<void> write_refusal(transport_context& ctx, http_session_handle& handle,
+                                    tcp::socket& socket, unsigned status, std::string_view message,
+                                    unsigned version, api::http_method method,
+                                    const std::string& request_id) {
+    auto refusal = api::error_response(status, api::error_code_for_status(status), message);
+    refusal.close = true;
+    handle.set_busy(k_refusal_write_timeout);
+    co_await write_response(socket, refusal, version, false, false, request_id);
+    ctx.series_for(refusal.route, method, status).count->inc();
+}
+
 }  // namespace
 
 asio::awaitable<void> run_http_session(transport_context& ctx, tcp::socket socket,
@@ -453,12 +466,8 @@ asio::awaitable<void> run_http_session(transport_context& ctx, tcp::socket socke
                 break;
             }
             // The rest of an oversized or broken request is never read: answer and close.
-            auto refusal = api::error_response(*status, api::error_code_for_status(*status),
-                                               parse_error_message(*status));
-            refusal.close = true;
-            handle.set_busy(k_refusal_write_timeout);
-            co_await write_response(socket, refusal, 11, false, false, {});
-            ctx.series_for(refusal.route, api::http_method::other, *status).count->inc();
+            co_await write_refusal(ctx, handle, socket, *status, parse_error_message(*status), 11,
+                                   api::http_method::other, {});
             break;
         }
 
@@ -469,11 +478,8 @@ asio::awaitable<void> run_http_session(transport_context& ctx, tcp::socket socke
         auto request = to_api_request(req, peer, connection_id, framing);
         if (auto refusal = check_framing(framing)) {
             // Where this request's body ended is in doubt: answer and close.
-            auto response = api::error_response(
-                refusal->status, api::error_code_for_status(refusal->status), refusal->message);
-            handle.set_busy(k_refusal_write_timeout);
-            co_await write_response(socket, response, version, false, false, request.request_id);
-            ctx.series_for(response.route, request.method, refusal->status).count->inc();
+            co_await write_refusal(ctx, handle, socket, refusal->status, refusal->message, version,
+                                   request.method, request.request_id);
             break;
         }
         if (request.websocket_upgrade) {

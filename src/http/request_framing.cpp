@@ -9,7 +9,7 @@ namespace pm_agent::http {
 namespace {
 
 using core::iequals_ascii;
-using core::trim_blanks;
+using core::take_element;
 
 std::optional<framing_refusal> check_transfer_encoding(std::string_view list) {
     // A coding list such as "gzip, chunked"; empty elements are allowed (RFC 9110 §5.6.1).
@@ -17,14 +17,12 @@ std::optional<framing_refusal> check_transfer_encoding(std::string_view list) {
     bool last_is_chunked = false;
     bool unknown = false;
     while (!list.empty()) {
-        const auto comma = list.find(',');
-        auto element = trim_blanks(list.substr(0, comma));
-        list.remove_prefix(comma == std::string_view::npos ? list.size() : comma + 1);
+        auto element = take_element(list, ',');
         if (element.empty()) {
             continue;
         }
-        element = trim_blanks(element.substr(0, element.find(';')));  // a coding's parameters
-        last_is_chunked = iequals_ascii(element, "chunked");
+        const auto coding = take_element(element, ';');  // what follows are its parameters
+        last_is_chunked = iequals_ascii(coding, "chunked");
         chunked += last_is_chunked ? 1 : 0;
         unknown = unknown || !last_is_chunked;
     }

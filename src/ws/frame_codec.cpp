@@ -188,6 +188,7 @@ std::string deflate_message(std::string_view text) {
 
 namespace {
 
+using core::take_element;
 using core::trim_blanks;
 
 /// A window size parameter's value: 8 to 15, in decimal.
@@ -210,9 +211,7 @@ bool acceptable_deflate_params(std::string_view params) {
     bool seen_client_nct = false;
     bool seen_client_bits = false;
     while (!params.empty()) {
-        const auto semicolon = params.find(';');
-        const auto param = trim_blanks(params.substr(0, semicolon));
-        params.remove_prefix(semicolon == std::string_view::npos ? params.size() : semicolon + 1);
+        const auto param = take_element(params, ';');
         const auto equals = param.find('=');
         const auto name = trim_blanks(param.substr(0, equals));
         auto value = equals == std::string_view::npos ? std::string_view()
@@ -245,15 +244,9 @@ bool accepts_deflate_offer(std::string_view header) {
     // Offers are comma-separated, in the client's order of preference; the first acceptable
     // permessage-deflate offer is taken.
     while (!header.empty()) {
-        const auto comma = header.find(',');
-        const std::string_view offer = header.substr(0, comma);
-        header = comma == std::string_view::npos ? std::string_view() : header.substr(comma + 1);
-        const auto semicolon = offer.find(';');
-        if (trim_blanks(offer.substr(0, semicolon)) != "permessage-deflate") {
-            continue;
-        }
-        if (semicolon == std::string_view::npos ||
-            acceptable_deflate_params(offer.substr(semicolon + 1))) {
+        auto offer = take_element(header, ',');
+        // What is left of the offer after its name are its parameters.
+        if (take_element(offer, ';') == "permessage-deflate" && acceptable_deflate_params(offer)) {
             return true;
         }
     }

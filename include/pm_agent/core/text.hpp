@@ -18,6 +18,11 @@ bool is_storable_text(std::string_view text) noexcept;
 /// one element of a comma- or semicolon-separated header value.
 std::string_view trim_blanks(std::string_view text) noexcept;
 
+/// Takes the next element off a `delimiter`-separated header list ("gzip, chunked"), trimmed
+/// of blanks; `list` keeps what follows the delimiter (empty after the last element). An
+/// empty element ("a,,b") comes back empty.
+std::string_view take_element(std::string_view& list, char delimiter) noexcept;
+
 /// ASCII case-insensitive equality (header names, tokens, URL schemes).
 bool iequals_ascii(std::string_view a, std::string_view b) noexcept;
 
